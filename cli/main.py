@@ -1,0 +1,88 @@
+"""`budget-replay`: replay TiCDC in-flight budget traces. The only place exit statuses are made."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from cli.run import run_command
+from traces.errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OUTPUT_FAILED, EXIT_USAGE,
+                           TraceError)
+
+EXIT_STATUS_HELP = """\b
+Exit statuses:
+  0    success
+  1    check: an expectation or invariant failed
+  2    usage error (bad flag or argument)
+  3    invalid trace (malformed JSON, missing or mistyped field, decreasing ts, ...)
+  4    truncated trace (the final line or gzip stream was cut off mid-write)
+  5    conformance anomaly under --strict
+  6    trace cannot be read (missing, a directory, no permission)
+  7    invalid expectation file (check)
+  8    an output file could not be written
+  130  interrupted (Ctrl-C)
+  141  output pipe closed early (e.g. `| head`); nothing is printed
+"""
+
+
+class OutputError(click.ClickException):
+    exit_code = EXIT_OUTPUT_FAILED
+
+
+@click.group(epilog=EXIT_STATUS_HELP, context_settings={"help_option_names": ["-h", "--help"],
+                                                        "max_content_width": 100})
+@click.version_option(package_name="budget-replay")
+def cli() -> None:
+    """Replay TiCDC dispatcher enqueue/flush traces through the per-dispatcher and the
+    per-changefeed (global) in-flight byte budget of the cloud-storage and redo sinks, and show
+    who was blocked, by which budget, for how long, and in which order they were woken.
+
+    Start with `budget-replay run` (a bundled sample) or `budget-replay run TRACE.jsonl`.
+    """
+
+
+cli.add_command(run_command)
+
+
+def _quiet_broken_pipe() -> None:
+    # Point stdout at /dev/null so the interpreter's final flush does not complain again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: maps every failure to one line on stderr and a documented status."""
+    try:
+        status = cli.main(args=argv, prog_name="budget-replay", standalone_mode=False)
+        status = status if isinstance(status, int) else 0
+        sys.stdout.flush()
+    except TraceError as e:
+        _say(e.one_line())
+        status = e.status
+    except click.exceptions.Exit as e:
+        status = e.exit_code
+    except click.ClickException as e:
+        e.show()
+        status = e.exit_code if e.exit_code != 1 or isinstance(e, OutputError) else EXIT_USAGE
+    except (click.Abort, KeyboardInterrupt):
+        _say("interrupted")
+        status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        status = EXIT_BROKEN_PIPE
+    sys.exit(status)
+
+
+def _say(message: str) -> None:
+    try:
+        click.echo(f"budget-replay: {message}", err=True)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+__all__ = ["cli", "main", "OutputError", "EXIT_USAGE"]

@@ -1,0 +1,68 @@
+"""Running a replay from the command line: the bundled sample, the progress bar, fan-out."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from budget.decisions import Decision
+from budget.scope import Scope
+from traces.replay import ReplayResult, replay
+
+DEFAULT_SAMPLE = "mixed.jsonl"
+#: Below this size a replay is quick enough that a progress bar would only flicker.
+PROGRESS_MIN_BYTES = 8 << 20
+
+
+def sample_path(name: str = DEFAULT_SAMPLE) -> str:
+    """The path of a bundled sample trace (shipped as package data)."""
+    return str(resources.files("traces.samples").joinpath(name))
+
+
+def fan_out(sinks: Sequence[Callable[[Decision], None]]) -> Callable[[Decision], None]:
+    """One decision sink feeding several views, in order."""
+    if len(sinks) == 1:
+        return sinks[0]
+
+    def emit(rec: Decision) -> None:
+        for s in sinks:
+            s(rec)
+
+    return emit
+
+
+def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
+                         overrides: dict[str, object], *, strict: bool = False,
+                         show_progress: bool | None = None,
+                         on_new_scope: Callable[[Scope], None] | None = None,
+                         on_event: Callable[[int, object], None] | None = None) -> ReplayResult:
+    """Replay with a progress bar on standard error for large inputs on a terminal."""
+    emit = fan_out(sinks)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    if not show_progress:
+        return replay(path, emit, overrides, strict=strict, on_new_scope=on_new_scope,
+                      on_event=on_event)
+    progress = Progress(TextColumn("[bold]replaying[/] {task.description}"), BarColumn(),
+                        DownloadColumn(), TimeRemainingColumn(), transient=True,
+                        redirect_stdout=False, redirect_stderr=False)
+    task = None
+
+    def on_open(reader, _config) -> None:  # type: ignore[no-untyped-def]
+        nonlocal task
+        if reader.size is None or reader.size >= PROGRESS_MIN_BYTES:
+            progress.start()
+            task = progress.add_task(reader.name, total=reader.size)
+
+    def advance(done: int) -> None:
+        if task is not None:
+            progress.update(task, completed=done)
+
+    try:
+        return replay(path, emit, overrides, strict=strict, progress=advance,
+                      on_new_scope=on_new_scope, on_open=on_open, on_event=on_event)
+    finally:
+        progress.stop()

@@ -1,0 +1,1 @@
+"""Views of a replay: each takes decision records in and gives a result out."""
