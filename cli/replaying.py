@@ -38,21 +38,26 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
                          overrides: dict[str, object], *, strict: bool = False,
                          show_progress: bool | None = None,
                          on_new_scope: Callable[[Scope], None] | None = None,
-                         on_event: Callable[[int, object], None] | None = None) -> ReplayResult:
-    """Replay with a progress bar on standard error for large inputs on a terminal."""
+                         on_event: Callable[[int, object], None] | None = None,
+                         on_open: Callable[[object, object], None] | None = None) -> ReplayResult:
+    """Replay with a progress bar on standard error for large inputs on a terminal.
+
+    ``on_open(reader, config)`` sees the opened trace (its header) before the first event."""
     emit = fan_out(sinks)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     if not show_progress:
         return replay(path, emit, overrides, strict=strict, on_new_scope=on_new_scope,
-                      on_event=on_event)
+                      on_event=on_event, on_open=on_open)
     progress = Progress(TextColumn("[bold]replaying[/] {task.description}"), BarColumn(),
                         DownloadColumn(), TimeRemainingColumn(), transient=True,
                         redirect_stdout=False, redirect_stderr=False)
     task = None
 
-    def on_open(reader, _config) -> None:  # type: ignore[no-untyped-def]
+    def start(reader, config) -> None:  # type: ignore[no-untyped-def]
         nonlocal task
+        if on_open is not None:
+            on_open(reader, config)
         if reader.size is None or reader.size >= PROGRESS_MIN_BYTES:
             progress.start()
             task = progress.add_task(reader.name, total=reader.size)
@@ -63,6 +68,6 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
 
     try:
         return replay(path, emit, overrides, strict=strict, progress=advance,
-                      on_new_scope=on_new_scope, on_open=on_open, on_event=on_event)
+                      on_new_scope=on_new_scope, on_open=start, on_event=on_event)
     finally:
         progress.stop()
