@@ -131,8 +131,11 @@ class _Loader:
         self.path = path
         self.text = text
         self.where = ""
+        self.test_name: str | None = None
 
     def error(self, key: str, message: str) -> InvalidExpectations:
+        if self.test_name is not None:
+            message += f" (in test {self.test_name!r})"
         return InvalidExpectations(self.path, None, message, f"{self.where}{key}")
 
     def only(self, table: dict[str, Any], allowed: tuple[str, ...] | dict[str, Any],
@@ -210,6 +213,7 @@ class _Loader:
         for i, t in enumerate(tests, 1):
             self.where = f"test[{i}]."
             t = self.table(t, "")
+            self.test_name = t["name"] if isinstance(t.get("name"), str) else None
             self.only(t, TEST_KEYS, "")
             for required in ("name", "trace"):
                 if required not in t:
@@ -218,7 +222,6 @@ class _Loader:
             if name in names:
                 raise self.error("name", f"duplicate test name {name!r}")
             names.add(name)
-            self.where = f"test[{i}] ({name}): "
             out.extend(self.test(t, name))
         return out
 
