@@ -8,6 +8,7 @@ import sys
 import click
 
 from cli.check import check_command
+from cli.plot import plot_command
 from cli.run import run_command
 from traces.errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OUTPUT_FAILED, EXIT_USAGE,
                            TraceError)
@@ -46,6 +47,7 @@ def cli() -> None:
 
 cli.add_command(run_command)
 cli.add_command(check_command)
+cli.add_command(plot_command)
 
 
 def _quiet_broken_pipe() -> None:

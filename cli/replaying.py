@@ -39,16 +39,19 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
                          show_progress: bool | None = None,
                          on_new_scope: Callable[[Scope], None] | None = None,
                          on_event: Callable[[int, object], None] | None = None,
-                         on_open: Callable[[object, object], None] | None = None) -> ReplayResult:
+                         on_open: Callable[[object, object], None] | None = None,
+                         on_progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Replay with a progress bar on standard error for large inputs on a terminal.
 
-    ``on_open(reader, config)`` sees the opened trace (its header) before the first event."""
+    ``on_open(reader, config)`` sees the opened trace (its header) before the first event.
+    ``on_progress(bytes_read)`` is called between events, and once after the last event and
+    before the end-of-trace drain (views use it to see the state the trace itself left)."""
     emit = fan_out(sinks)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     if not show_progress:
         return replay(path, emit, overrides, strict=strict, on_new_scope=on_new_scope,
-                      on_event=on_event, on_open=on_open)
+                      on_event=on_event, on_open=on_open, progress=on_progress)
     progress = Progress(TextColumn("[bold]replaying[/] {task.description}"), BarColumn(),
                         DownloadColumn(), TimeRemainingColumn(), transient=True,
                         redirect_stdout=False, redirect_stderr=False)
@@ -63,6 +66,8 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
             task = progress.add_task(reader.name, total=reader.size)
 
     def advance(done: int) -> None:
+        if on_progress is not None:
+            on_progress(done)
         if task is not None:
             progress.update(task, completed=done)
 

@@ -12,6 +12,7 @@ from cli.atomic import atomic_output
 from cli.console import stdout_console
 from cli.options import budget_options, pop_overrides
 from cli.replaying import replay_with_progress, sample_path
+from cli.views.sparkline import InflightSparklines
 from cli.views.summary import RunSummary
 from cli.views.tables import render_run
 
@@ -66,11 +67,16 @@ class JsonlWriter:
 @click.option("--changefeed", help="Show only this changefeed's records.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write jsonl/json output to this file (atomically) instead of stdout.")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also save the table report as an SVG picture of the terminal (atomically).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also save the table report as a self-contained HTML page (atomically).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
 def run_command(trace: str | None, fmt: str | None, strict: bool, top: int,
                 dispatcher: str | None, changefeed: str | None, output: str | None,
-                progress: bool | None, **flags: Any) -> None:
+                progress: bool | None, svg_path: str | None = None, html_path: str | None = None,
+                **flags: Any) -> None:
     """Replay TRACE (a .jsonl or .jsonl.gz file, or - for stdin) through the budget.
 
     Without TRACE, replays a small bundled sample. Shows a summary per scope (changefeed, sink),
@@ -89,8 +95,9 @@ def run_command(trace: str | None, fmt: str | None, strict: bool, top: int,
                           dispatcher)
         return
     summary = RunSummary(keep=max(top, 50), dispatcher=dispatcher, changefeed=changefeed)
+    sparks = InflightSparklines()
     result = replay_with_progress(path, [summary], overrides, strict=strict,
-                                  show_progress=progress)
+                                  show_progress=progress, on_new_scope=sparks.attach)
     summary.close_round()
     if fmt == "json":
         data = msgspec.json.format(msgspec.json.encode(summary.to_json(result, top)), indent=2)
@@ -100,10 +107,23 @@ def run_command(trace: str | None, fmt: str | None, strict: bool, top: int,
         else:
             sys.stdout.buffer.write(data + b"\n")
         return
-    console = stdout_console()
+    console = stdout_console(record=bool(svg_path or html_path))
     if trace is None:
         console.print(f"(no trace given: replaying the bundled sample {path})\n")
-    render_run(console, summary, result, top)
+    render_run(console, summary, result, top,
+               extra=sparks.renderables(result.first_ts, result.last_ts, changefeed))
+    _save_recording(console, svg_path, html_path, f"budget-replay run {result.path}")
+
+
+def _save_recording(console: Any, svg_path: str | None, html_path: str | None,
+                    title: str) -> None:
+    """The report just printed, as the files asked for (both from one recording)."""
+    if svg_path:
+        with atomic_output(svg_path, "w") as f:
+            f.write(console.export_svg(title=title, clear=False))
+    if html_path:
+        with atomic_output(html_path, "w") as f:
+            f.write(console.export_html(clear=False))
 
 
 def _replay_jsonl(path: str, out: Any, overrides: dict[str, object], strict: bool,
