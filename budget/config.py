@@ -24,7 +24,9 @@ BUDGET_SINKS = frozenset({"cloudstorage", "redo"})
 POLICY_OPTION_A = "option-a"
 POLICY_PER_DISPATCHER = "per-dispatcher"
 POLICY_LEGACY = "legacy"
-POLICIES = (POLICY_OPTION_A, POLICY_PER_DISPATCHER, POLICY_LEGACY)
+#: The project's own policy (budget/admission.py): admission before a batch, sized rounds.
+POLICY_ADMISSION = "admission"
+POLICIES = (POLICY_OPTION_A, POLICY_PER_DISPATCHER, POLICY_LEGACY, POLICY_ADMISSION)
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$")
 _UNITS = {
@@ -148,7 +150,7 @@ class ScopeLimits:
 
     @property
     def uses_global(self) -> bool:
-        return self.policy == POLICY_OPTION_A and self.global_enabled
+        return self.policy in (POLICY_OPTION_A, POLICY_ADMISSION) and self.global_enabled
 
     def why_global_disabled(self) -> str | None:
         """A sentence for the user when the global budget of this scope is off, else ``None``."""

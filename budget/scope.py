@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from budget.config import POLICY_LEGACY, ScopeLimits
-from budget.decisions import Cause, DecisionSink
-from budget.dispatcher import BudgetedDispatcher, Dispatcher, LegacyDispatcher
+from budget.admission import AdmissionBudget, AdmissionDispatcher
+from budget.config import POLICY_ADMISSION, POLICY_LEGACY, ScopeLimits
+from budget.decisions import (AFTER_REMOVE, ENQUEUE_WHILE_PAUSED, UNKNOWN_FLUSH, Cause,
+                              DecisionSink)
+from budget.dispatcher import BudgetedDispatcher, Dispatcher, DmlId, LegacyDispatcher
 from budget.global_budget import GlobalBudget
 from budget.report import Reporter
 
@@ -13,7 +15,7 @@ class Scope:
     """Dispatchers of one scope share one global budget; scopes never share one."""
 
     __slots__ = ("changefeed", "sink", "limits", "report", "glob", "dispatchers", "removed_ids",
-                 "_make")
+                 "_make", "cause")
 
     def __init__(self, changefeed: str, sink: str, limits: ScopeLimits, cause: Cause,
                  emit: DecisionSink) -> None:
@@ -21,8 +23,12 @@ class Scope:
         self.sink = sink
         self.limits = limits
         self.report = Reporter(changefeed, sink, cause, emit)
+        self.cause = cause
         self.glob: GlobalBudget | None = None
-        if limits.uses_global:
+        if limits.uses_global and limits.policy == POLICY_ADMISSION:
+            self.glob = AdmissionBudget(limits.global_high, limits.global_low,
+                                        limits.max_wake_per_round, self.report)
+        elif limits.uses_global:
             self.glob = GlobalBudget(limits.global_high, limits.global_low,
                                      limits.max_wake_per_round, self.report)
         #: Live dispatchers, and removed ones that still have DMLs in flight (first-seen order).
@@ -31,6 +37,9 @@ class Scope:
         self.removed_ids: set[str] = set()
         if limits.policy == POLICY_LEGACY:
             self._make = lambda d: LegacyDispatcher(d, self.report)
+        elif limits.policy == POLICY_ADMISSION:
+            self._make = lambda d: AdmissionDispatcher(d, self.report, limits.per_low,
+                                                       limits.per_high, self.glob)  # type: ignore[arg-type]
         else:
             self._make = lambda d: BudgetedDispatcher(d, self.report, limits.per_low,
                                                       limits.per_high, self.glob)
@@ -49,3 +58,69 @@ class Scope:
     @property
     def global_inflight(self) -> int:
         return self.glob.inflight if self.glob is not None else 0
+
+    # Trace events, applied at the time and line the shared ``cause`` holds --------------------
+    def enqueue(self, dispatcher: str, dmls: list[tuple[DmlId, int]]) -> None:
+        """One handled batch: track each DML, then try block once if the batch had any DML."""
+        d = self.dispatchers.get(dispatcher)
+        if d is None:
+            if dispatcher in self.removed_ids:
+                self.report.anomaly(AFTER_REMOVE, dispatcher)
+                return
+            d = self.new_dispatcher(dispatcher)
+        elif d.removed:
+            self.report.anomaly(AFTER_REMOVE, dispatcher)
+            return
+        inflight = d.dmls
+        if len(dmls) == 1:
+            if dmls[0][0] in inflight:
+                raise DuplicateDml(dispatcher, dmls[0][0])
+        elif dmls:
+            ids = [i for i, _ in dmls]
+            if len(set(ids)) != len(ids) or any(i in inflight for i in ids):
+                seen: set[DmlId] = set()
+                for i in ids:
+                    if i in inflight or i in seen:
+                        raise DuplicateDml(dispatcher, i)
+                    seen.add(i)
+        else:
+            return
+        if d.paused:
+            self.report.anomaly(ENQUEUE_WHILE_PAUSED, dispatcher)
+        mult = self.limits.multiplier
+        cause = self.cause
+        track = d.track
+        for dml_id, size in dmls:
+            cause.seq += 1
+            track(dml_id, size * mult, cause.seq)
+        d.after_batch()
+
+    def flush(self, dispatcher: str, dml_id: DmlId) -> None:
+        """A DML's post-flush callback fired; a flush of an id not in flight is an anomaly."""
+        d = self.dispatchers.get(dispatcher)
+        if d is None or dml_id not in d.dmls:
+            self.report.anomaly(UNKNOWN_FLUSH, dispatcher)
+            return
+        d.flush(dml_id)
+        if d.removed and not d.dmls:
+            self.forget_if_done(d)
+
+    def remove(self, dispatcher: str) -> None:
+        """The dispatcher is cleaned up: it leaves the global queue; nobody is woken."""
+        d = self.dispatchers.get(dispatcher)
+        if d is None:
+            self.removed_ids.add(dispatcher)
+            return
+        if d.removed:
+            return
+        d.remove()
+        self.forget_if_done(d)
+
+
+class DuplicateDml(Exception):
+    """A DML id enqueued again while it is still in flight: the trace is invalid."""
+
+    def __init__(self, dispatcher: str, dml_id: DmlId) -> None:
+        super().__init__(f"DML id {dml_id!r} of dispatcher {dispatcher} is already in flight")
+        self.dispatcher = dispatcher
+        self.dml_id = dml_id

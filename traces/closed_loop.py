@@ -8,9 +8,10 @@ with wanted arrival times; a batch that arrives while its dispatcher is paused w
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from budget.admission import admit
 from budget.config import BudgetConfig
 from budget.decisions import WAKE, Decision
 from budget.engine import Engine
@@ -63,6 +64,9 @@ class ClosedLoop:
         self._sources: dict[tuple[str, str, str], Source] = {}
         self._now = 0.0
         self.events = 0
+        #: Optional ``progress(now)``, called every ``progress_every`` events (a progress bar).
+        self.progress: Callable[[float], None] | None = None
+        self.progress_every = 1 << 14
 
     def _push(self, t: float, kind: int, payload: object) -> None:
         self._seq += 1
@@ -123,6 +127,10 @@ class ClosedLoop:
                 if d is not None and d.paused:
                     src.waiting = batch  # delivered when the dispatcher is woken
                     continue
+                if not admit(eng, t, src.changefeed or self.changefeed, src.sink or self.sink,
+                             src.dispatcher, sum(batch.sizes)):
+                    src.waiting = batch  # policy admission: held back until a wake
+                    continue
                 dmls = []
                 for size, lat in zip(batch.sizes, batch.latencies, strict=True):
                     src.next_id += 1
@@ -134,3 +142,5 @@ class ClosedLoop:
                             src.dispatcher, dmls)
                 self._schedule_next(src, not_before=t)
             self.events += 1
+            if self.progress is not None and not self.events % self.progress_every:
+                self.progress(t)
