@@ -65,9 +65,11 @@ class Cause:
     It is data, not a clock: the core never asks the system for the time.
     """
 
-    __slots__ = ("ts", "line", "drain")
+    __slots__ = ("ts", "line", "drain", "seq")
 
     def __init__(self) -> None:
         self.ts: float = 0.0
         self.line: int | None = None
         self.drain: bool = False
+        #: DMLs tracked so far, in every scope: orders the end-of-trace drain by enqueue.
+        self.seq: int = 0

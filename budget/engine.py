@@ -9,22 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from budget.config import BudgetConfig
-from budget.decisions import AFTER_REMOVE, ENQUEUE_WHILE_PAUSED, LEAK, STRANDED, UNKNOWN_FLUSH, Cause, DecisionSink
+from budget.decisions import LEAK, STRANDED, Cause, DecisionSink
 from budget.dispatcher import Dispatcher, DmlId
-from budget.scope import Scope
+from budget.scope import DuplicateDml, Scope
 
-
-class DuplicateDml(Exception):
-    """A DML id enqueued again while it is still in flight: the trace is invalid."""
-
-    def __init__(self, dispatcher: str, dml_id: DmlId) -> None:
-        super().__init__(f"DML id {dml_id!r} of dispatcher {dispatcher} is already in flight")
-        self.dispatcher = dispatcher
-        self.dml_id = dml_id
+__all__ = ["Engine", "DuplicateDml"]
 
 
 class Engine:
-    """Replays a trace through one model per scope and reports decisions to ``emit``."""
+    """Replays a trace through one model per scope and reports decisions to ``emit``.
+
+    Each event method first moves the shared :class:`Cause` to the event's time and line. A fast
+    caller (the trace replay loop) may do that itself with :meth:`at` and call the scope's own
+    ``enqueue``/``flush``/``remove``; the decisions are the same.
+    """
 
     def __init__(self, config: BudgetConfig, emit: DecisionSink,
                  on_new_scope: Callable[[Scope], None] | None = None) -> None:
@@ -33,9 +31,18 @@ class Engine:
         self.cause = Cause()
         self.scopes: dict[tuple[str, str], Scope] = {}
         self.on_new_scope = on_new_scope
-        self.last_ts: float | None = None
-        self._seq = 0
+        self.started = False
         self.finished = False
+
+    @property
+    def last_ts(self) -> float | None:
+        """Trace time of the last event applied (``None`` before any)."""
+        return self.cause.ts if self.started else None
+
+    @last_ts.setter
+    def last_ts(self, ts: float) -> None:
+        self.cause.ts = ts
+        self.started = True
 
     def scope(self, changefeed: str, sink: str) -> Scope:
         key = (changefeed, sink)
@@ -47,77 +54,30 @@ class Engine:
                 self.on_new_scope(s)
         return s
 
-    def _at(self, ts: float, line: int | None) -> None:
+    def at(self, ts: float, line: int | None) -> None:
+        """Move the cause of the next decisions to trace time ``ts`` and trace line ``line``."""
         c = self.cause
         c.ts = ts
         c.line = line
-        self.last_ts = ts
+        self.started = True
 
     def enqueue(self, ts: float, line: int | None, changefeed: str, sink: str, dispatcher: str,
                 dmls: Iterable[tuple[DmlId, int]]) -> None:
         """One handled batch: track each DML, then try block once if the batch had any DML."""
-        self._at(ts, line)
-        scope = self.scope(changefeed, sink)
-        d = scope.dispatchers.get(dispatcher)
-        if d is None:
-            if dispatcher in scope.removed_ids:
-                scope.report.anomaly(AFTER_REMOVE, dispatcher)
-                return
-            d = scope.new_dispatcher(dispatcher)
-        elif d.removed:
-            scope.report.anomaly(AFTER_REMOVE, dispatcher)
-            return
-        dmls = list(dmls)
-        inflight = d.dmls
-        if len(dmls) == 1:
-            if dmls[0][0] in inflight:
-                raise DuplicateDml(dispatcher, dmls[0][0])
-        else:
-            ids = [i for i, _ in dmls]
-            if len(set(ids)) != len(ids) or any(i in inflight for i in ids):
-                seen: set[DmlId] = set()
-                for i in ids:
-                    if i in inflight or i in seen:
-                        raise DuplicateDml(dispatcher, i)
-                    seen.add(i)
-        if not dmls:
-            return
-        if d.paused:
-            scope.report.anomaly(ENQUEUE_WHILE_PAUSED, dispatcher)
-        mult = scope.limits.multiplier
-        seq = self._seq
-        for dml_id, size in dmls:
-            seq += 1
-            d.track(dml_id, size * mult, seq)
-        self._seq = seq
-        d.after_batch()
+        self.at(ts, line)
+        self.scope(changefeed, sink).enqueue(dispatcher, list(dmls))
 
     def flush(self, ts: float, line: int | None, changefeed: str, sink: str, dispatcher: str,
               dml_id: DmlId) -> None:
         """A DML's post-flush callback fired."""
-        self._at(ts, line)
-        scope = self.scope(changefeed, sink)
-        d = scope.dispatchers.get(dispatcher)
-        if d is None or dml_id not in d.dmls:
-            scope.report.anomaly(UNKNOWN_FLUSH, dispatcher)
-            return
-        d.flush(dml_id)
-        if d.removed:
-            scope.forget_if_done(d)
+        self.at(ts, line)
+        self.scope(changefeed, sink).flush(dispatcher, dml_id)
 
     def remove(self, ts: float, line: int | None, changefeed: str, sink: str,
                dispatcher: str) -> None:
         """The dispatcher is cleaned up: it leaves the global queue; nobody is woken."""
-        self._at(ts, line)
-        scope = self.scope(changefeed, sink)
-        d = scope.dispatchers.get(dispatcher)
-        if d is None:
-            scope.removed_ids.add(dispatcher)
-            return
-        if d.removed:
-            return
-        d.remove()
-        scope.forget_if_done(d)
+        self.at(ts, line)
+        self.scope(changefeed, sink).remove(dispatcher)
 
     def finish(self) -> None:
         """End of trace: leaks, then the drain (every DML still in flight, in enqueue order),
@@ -125,7 +85,7 @@ class Engine:
         if self.finished:
             return
         self.finished = True
-        if self.last_ts is None:
+        if not self.started:
             return
         c = self.cause
         c.line = None

@@ -65,14 +65,13 @@ class GlobalBudget:
         before = self.inflight
         after = before + eff
         self.inflight = after
-        ts = self._report.cause.ts
         if after > self.peak:
             self.peak = after
-            self.peak_ts = ts
+            self.peak_ts = self._report.cause.ts
         if before < self.high <= after:
             self._report.cross("global", "high", "up", after)
         if self.probe is not None:
-            self.probe(ts, after)
+            self.probe(self._report.cause.ts, after)
 
     def try_block(self, dispatcher_id: str, wake: WakeCallback) -> bool:
         """Hold the dispatcher when in-flight is at or above high; keeps the first queue position."""
@@ -91,11 +90,12 @@ class GlobalBudget:
             self._report.anomaly(UNDERFLOW, detail=f"global in-flight {before} - {eff} < 0")
             after = 0
         self.inflight = after
-        if before > self.low >= after:
+        low = self.low
+        if before > low >= after:
             self._report.cross("global", "low", "down", after)
         if self.probe is not None:
             self.probe(self._report.cause.ts, after)
-        if after <= self.low:
+        if after <= low:
             self._wake_round()
 
     def cleanup_dispatcher(self, dispatcher_id: str) -> None:

@@ -71,28 +71,25 @@ class Scope:
         elif d.removed:
             self.report.anomaly(AFTER_REMOVE, dispatcher)
             return
-        inflight = d.dmls
-        if len(dmls) == 1:
-            if dmls[0][0] in inflight:
-                raise DuplicateDml(dispatcher, dmls[0][0])
-        elif dmls:
-            ids = [i for i, _ in dmls]
-            if len(set(ids)) != len(ids) or any(i in inflight for i in ids):
-                seen: set[DmlId] = set()
-                for i in ids:
-                    if i in inflight or i in seen:
-                        raise DuplicateDml(dispatcher, i)
-                    seen.add(i)
-        else:
+        if not dmls:
             return
+        inflight = d.dmls
+        if dmls[0][0] in inflight:
+            raise DuplicateDml(dispatcher, dmls[0][0])
         if d.paused:
             self.report.anomaly(ENQUEUE_WHILE_PAUSED, dispatcher)
         mult = self.limits.multiplier
         cause = self.cause
+        seq = cause.seq
         track = d.track
         for dml_id, size in dmls:
-            cause.seq += 1
-            track(dml_id, size * mult, cause.seq)
+            # A repeated id within the batch is caught here, once its first copy is tracked; the
+            # trace is invalid then and the replay stops, so the half-tracked batch is moot.
+            if dml_id in inflight:
+                raise DuplicateDml(dispatcher, dml_id)
+            seq += 1
+            cause.seq = seq
+            track(dml_id, size * mult, seq)
         d.after_batch()
 
     def flush(self, dispatcher: str, dml_id: DmlId) -> None:
@@ -102,7 +99,7 @@ class Scope:
             self.report.anomaly(UNKNOWN_FLUSH, dispatcher)
             return
         d.flush(dml_id)
-        if d.removed and not d.dmls:
+        if d.removed:
             self.forget_if_done(d)
 
     def remove(self, dispatcher: str) -> None:

@@ -7,6 +7,7 @@ the trace is. Every problem becomes a :class:`~traces.errors.TraceError` naming 
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import re
 import sys
@@ -22,7 +23,8 @@ from traces.format import VERSION, Enqueue, Header, Line
 #: Longest line accepted; anything longer is refused rather than read whole.
 MAX_LINE_BYTES = 16 << 20
 GZIP_MAGIC = b"\x1f\x8b"
-_PROGRESS_EVERY = 8192
+#: Bytes read at a time; lines are split out of each chunk.
+CHUNK_BYTES = 1 << 20
 
 _decoder = msgspec.json.Decoder(Line)
 _AT_RE = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
@@ -61,8 +63,10 @@ class TraceReader:
         self._stream: BinaryIO
         self._open()
         self.header: Header | None = None
-        self._first: tuple[int, bytes] | None = None
         self._lineno = 0
+        self._unterminated = False
+        self._head: list[bytes] = []
+        self._chunk_iter = self._chunks()
         self._read_header()
 
     # Opening ------------------------------------------------------------------------------
@@ -113,13 +117,17 @@ class TraceReader:
             return 0
 
     # Lines --------------------------------------------------------------------------------
-    def _next_raw(self) -> bytes:
-        """The next non-blank line, or ``b""`` at the end; counts line numbers."""
-        readline = self._stream.readline
-        limit = self.max_line + 1
+    def _chunks(self) -> Iterator[list[bytes]]:
+        """Raw lines (without their newline), a chunk's worth at a time.
+
+        Reading fixed-size chunks and splitting them is much cheaper than one ``readline`` per
+        line, and a line longer than ``max_line`` is refused before it is held whole.
+        """
+        read = self._stream.read
+        rest = b""
         while True:
             try:
-                raw = readline(limit)
+                chunk = read(CHUNK_BYTES)
             except (gzip.BadGzipFile, zlib.error) as e:
                 raise TraceError(self.name, self._lineno + 1,
                                  f"corrupt gzip data ({e}); the file is damaged") from None
@@ -130,84 +138,93 @@ class TraceReader:
             except OSError as e:
                 raise UnreadableTrace(self.name, self._lineno + 1,
                                       e.strerror or str(e)) from None
-            if not raw:
-                return b""
-            self._lineno += 1
-            if len(raw) > self.max_line:
-                raise TraceError(self.name, self._lineno,
+            if not chunk:
+                break
+            if rest:
+                chunk = rest + chunk
+            lines = chunk.split(b"\n")
+            rest = lines.pop()
+            if len(rest) > self.max_line:
+                raise TraceError(self.name, self._lineno + len(lines) + 1,
                                  f"line is longer than {self.max_line >> 20} MiB; refusing to "
                                  "read it whole (is this a trace file?)")
-            if raw.strip():
-                return raw
+            if self.progress is not None:
+                self.progress(self.bytes_read())
+            yield lines
+        if rest:
+            self._unterminated = True
+            yield [rest]
 
-    def _decode(self, raw: bytes) -> Line:
-        try:
-            return _decoder.decode(raw)
-        except msgspec.ValidationError as e:
-            field, reason = _field_error(e)
-            raise TraceError(self.name, self._lineno, reason, field) from None
-        except msgspec.DecodeError as e:
-            if not raw.endswith(b"\n"):
-                raise TruncatedTrace(self.name, self._lineno,
-                                     "the final line was cut off mid-write (no newline, "
-                                     "incomplete JSON); remove it or re-record") from None
-            reason = str(e)
-            if "UTF-8" in reason:
-                reason = "invalid UTF-8 in the line"
-            raise TraceError(self.name, self._lineno, f"malformed JSON: {reason}") from None
+    def _error(self, raw: bytes, lineno: int, err: Exception) -> TraceError:
+        """The message for a line that did not decode."""
+        if isinstance(err, msgspec.ValidationError):
+            field, reason = _field_error(err)
+            return TraceError(self.name, lineno, reason, field)
+        if self._unterminated:  # only the last line can lack its newline
+            return TruncatedTrace(self.name, lineno,
+                                  "the final line was cut off mid-write (no newline, incomplete "
+                                  "JSON); remove it or re-record")
+        reason = str(err)
+        if "UTF-8" in reason:
+            reason = "invalid UTF-8 in the line"
+        return TraceError(self.name, lineno, f"malformed JSON: {reason}")
 
     def _read_header(self) -> None:
-        raw = self._next_raw()
-        if not raw:
-            return
-        first = self._decode(raw)
-        if isinstance(first, Header):
-            if first.version != VERSION:
-                raise TraceError(self.name, self._lineno,
-                                 f"unsupported trace version {first.version} (this tool reads "
-                                 f"version {VERSION})", "version")
-            self.header = first
-        else:
-            self._first = (self._lineno, first)  # type: ignore[assignment]
+        for lines in self._chunk_iter:
+            for i, raw in enumerate(lines):
+                self._lineno += 1
+                if not raw.strip():
+                    continue
+                try:
+                    first = _decoder.decode(raw)
+                except (msgspec.ValidationError, msgspec.DecodeError) as e:
+                    raise self._error(raw, self._lineno, e) from None
+                if isinstance(first, Header):
+                    if first.version != VERSION:
+                        raise TraceError(self.name, self._lineno,
+                                         f"unsupported trace version {first.version} (this tool "
+                                         f"reads version {VERSION})", "version")
+                    self.header = first
+                    self._head = lines[i + 1:]
+                else:
+                    self._lineno -= 1  # the first event is read again by __iter__
+                    self._head = lines[i:]
+                return
+        self._head = []
 
     def __iter__(self) -> Iterator[tuple[int, Line]]:
+        """``(line_number, event)`` for every event, validated: types, order of ``ts``, fields."""
         name = self.name
-        progress = self.progress
+        decode = _decoder.decode
+        errors = (msgspec.ValidationError, msgspec.DecodeError)
         last_ts = float("-inf")
         last_line = 0
-        pending = self._first
-        self._first = None
-        decode = self._decode
-        next_raw = self._next_raw
-        count = 0
-        while True:
-            if pending is not None:
-                lineno, ev = pending
-                pending = None
-            else:
-                raw = next_raw()
-                if not raw:
-                    break
-                ev = decode(raw)
-                lineno = self._lineno
-            cls = ev.__class__
-            if cls is Header:
-                raise TraceError(name, lineno, "a header is allowed only as the first line",
-                                 "type")
-            ts = ev.ts  # type: ignore[union-attr]
-            if ts < last_ts:
-                raise TraceError(name, lineno, f"{ts:g} is earlier than {last_ts:g} on line "
-                                 f"{last_line}; ts must not decrease", "ts")
-            last_ts = ts
-            last_line = lineno
-            if cls is Enqueue and ev.events is None and (ev.id is None or ev.bytes is None):
-                missing = "id" if ev.id is None else "bytes"
-                raise TraceError(name, lineno, "missing: an enqueue needs `events` or a "
-                                 "top-level `id` and `bytes`", missing)
-            count += 1
-            if progress is not None and count % _PROGRESS_EVERY == 0:
-                progress(self.bytes_read())
-            yield lineno, ev
-        if progress is not None:
-            progress(self.bytes_read())
-
+        lineno = self._lineno
+        head, self._head = self._head, []
+        for lines in itertools.chain((head,), self._chunk_iter):
+            for raw in lines:
+                lineno += 1
+                try:
+                    ev = decode(raw)
+                except errors as e:
+                    if not raw.strip():
+                        continue
+                    self._lineno = lineno
+                    raise self._error(raw, lineno, e) from None
+                cls = ev.__class__
+                if cls is Header:
+                    raise TraceError(name, lineno, "a header is allowed only as the first line",
+                                     "type")
+                ts = ev.ts  # type: ignore[union-attr]
+                if ts < last_ts:
+                    raise TraceError(name, lineno, f"{ts:g} is earlier than {last_ts:g} on "
+                                     f"line {last_line}; ts must not decrease", "ts")
+                last_ts = ts
+                last_line = lineno
+                if cls is Enqueue and ev.events is None and (  # type: ignore[union-attr]
+                        ev.id is None or ev.bytes is None):  # type: ignore[union-attr]
+                    missing = "id" if ev.id is None else "bytes"  # type: ignore[union-attr]
+                    raise TraceError(name, lineno, "missing: an enqueue needs `events` or a "
+                                     "top-level `id` and `bytes`", missing)
+                yield lineno, ev
+            self._lineno = lineno

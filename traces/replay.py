@@ -7,12 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from budget.config import POLICIES, BudgetConfig
-from budget.decisions import (AFTER_REMOVE, ANOMALY, CONFORMANCE_CODES, ENQUEUE_WHILE_PAUSED,
-                              UNKNOWN_FLUSH, Decision, DecisionSink)
+from budget.decisions import (
+    AFTER_REMOVE,
+    ANOMALY,
+    CONFORMANCE_CODES,
+    ENQUEUE_WHILE_PAUSED,
+    UNKNOWN_FLUSH,
+    Decision,
+    DecisionSink,
+)
 from budget.engine import DuplicateDml, Engine
 from budget.scope import Scope
 from traces.errors import StrictAnomaly, TraceError
-from traces.format import DEFAULT_CHANGEFEED, DEFAULT_SINK, Enqueue, Flush, Header, Remove
+from traces.format import DEFAULT_CHANGEFEED, DEFAULT_SINK, Enqueue, Flush, Header
 from traces.reader import TraceReader
 
 
@@ -78,50 +85,63 @@ def replay(path: str, emit: DecisionSink, overrides: dict[str, object] | None = 
         config = resolve_config(header, overrides, name)
         if on_open is not None:
             on_open(reader, config)
-        current: list[object] = [None]
         sink_fn = emit
         if strict:
+            last: list[object] = [None]
+            user_on_event = on_event
+
+            def on_event(line: int, ev: object) -> None:
+                last[0] = getattr(ev, "id", None)
+                if user_on_event is not None:
+                    user_on_event(line, ev)
+
             def sink_fn(rec: Decision) -> None:
                 if rec.kind == ANOMALY and rec.code in CONFORMANCE_CODES:
-                    raise StrictAnomaly(name, rec.line, _describe(rec, current[0]) +
+                    raise StrictAnomaly(name, rec.line, _describe(rec, last[0]) +
                                         " (a conformance anomaly; fatal under --strict)")
                 emit(rec)
         engine = Engine(config, sink_fn, on_new_scope)
         dcf = (header.changefeed if header is not None else None) or DEFAULT_CHANGEFEED
         dsink = (header.sink if header is not None else None) or DEFAULT_SINK
-        enq = engine.enqueue
-        fl = engine.flush
-        rm = engine.remove
+        cause = engine.cause
+        scope_of = engine.scope
+        default_scope = None
         n_enq = n_fl = n_rm = 0
         first_ts = None
+        # The hot loop: the engine's own enqueue/flush/remove, with the cause moved and the scope
+        # looked up here so that events of the header's default scope cost no tuple or lookup.
         for line, ev in reader:
-            if first_ts is None:
-                first_ts = ev.ts  # type: ignore[union-attr]
             if on_event is not None:
                 on_event(line, ev)
-            cls = ev.__class__
-            if cls is Enqueue:
-                n_enq += 1
-                evs = ev.events  # type: ignore[union-attr]
-                dmls = ([(ev.id, ev.bytes)] if evs is None  # type: ignore[union-attr]
-                        else [(x.id, x.bytes) for x in evs])
-                try:
-                    enq(ev.ts, line, ev.changefeed or dcf, ev.sink or dsink,  # type: ignore[union-attr]
-                        ev.dispatcher, dmls)  # type: ignore[union-attr]
-                except DuplicateDml as e:
-                    raise TraceError(name, line, f"DML id {e.dml_id!r} of dispatcher "
-                                     f"{e.dispatcher} is enqueued again while still in flight "
-                                     "(ids are unique within a dispatcher)", "id") from None
-            elif cls is Flush:
-                n_fl += 1
-                current[0] = ev.id  # type: ignore[union-attr]
-                fl(ev.ts, line, ev.changefeed or dcf, ev.sink or dsink,  # type: ignore[union-attr]
-                   ev.dispatcher, ev.id)  # type: ignore[union-attr]
+            cause.ts = ev.ts  # type: ignore[union-attr]
+            cause.line = line
+            if ev.changefeed is None and ev.sink is None:  # type: ignore[union-attr]
+                scope = default_scope
+                if scope is None:
+                    scope = default_scope = scope_of(dcf, dsink)
             else:
-                assert cls is Remove
-                n_rm += 1
-                rm(ev.ts, line, ev.changefeed or dcf, ev.sink or dsink,  # type: ignore[union-attr]
-                   ev.dispatcher)  # type: ignore[union-attr]
+                scope = scope_of(ev.changefeed or dcf, ev.sink or dsink)  # type: ignore[union-attr]
+            cls = ev.__class__
+            try:
+                if cls is Flush:
+                    n_fl += 1
+                    scope.flush(ev.dispatcher, ev.id)  # type: ignore[union-attr]
+                elif cls is Enqueue:
+                    n_enq += 1
+                    evs = ev.events  # type: ignore[union-attr]
+                    scope.enqueue(ev.dispatcher,  # type: ignore[union-attr]
+                                  [(ev.id, ev.bytes)] if evs is None  # type: ignore[union-attr]
+                                  else [(x.id, x.bytes) for x in evs])
+                else:
+                    n_rm += 1
+                    scope.remove(ev.dispatcher)  # type: ignore[union-attr]
+            except DuplicateDml as e:
+                raise TraceError(name, line, f"DML id {e.dml_id!r} of dispatcher "
+                                 f"{e.dispatcher} is enqueued again while still in flight "
+                                 "(ids are unique within a dispatcher)", "id") from None
+            if first_ts is None:
+                first_ts = cause.ts
+                engine.started = True
         engine.finish()
         return ReplayResult(path=name, config=config, header=header, engine=engine,
                             events=n_enq + n_fl + n_rm, enqueues=n_enq, flushes=n_fl,

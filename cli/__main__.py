@@ -1,0 +1,5 @@
+"""``python -m cli`` is ``budget-replay``."""
+
+from cli.main import main
+
+main()
