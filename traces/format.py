@@ -30,7 +30,7 @@ class HeaderConfig(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=Tr
     redo_percentage: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
     global_high: int | None = None
     global_low: int | None = None
-    max_wake_per_round: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_wake_per_round: Annotated[int, msgspec.Meta(ge=0)] | None = None
     policy: str | None = None
 
 
