@@ -8,8 +8,11 @@ import sys
 import click
 
 from cli.check import check_command
+from cli.compare import compare_command
+from cli.gen import gen_command
 from cli.plot import plot_command
 from cli.run import run_command
+from cli.sweep import sweep_command
 from traces.errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OUTPUT_FAILED, EXIT_USAGE,
                            TraceError)
 
@@ -46,6 +49,9 @@ def cli() -> None:
 
 
 cli.add_command(run_command)
+cli.add_command(gen_command)
+cli.add_command(compare_command)
+cli.add_command(sweep_command)
 cli.add_command(check_command)
 cli.add_command(plot_command)
 

@@ -26,6 +26,9 @@ from traces.closed_loop import Batch, ClosedLoop, Source
 from traces.writer import TraceWriter
 
 KiB = 1 << 10
+#: Per-dispatcher watermarks of an offered-load trace: never reached.
+OFFERED_PER_HIGH = 1 << 62
+OFFERED_PER_LOW = 1 << 61
 
 #: What ``--sinks`` accepts and the scopes each table gets.
 SINK_CHOICES = {
@@ -82,10 +85,18 @@ class GenOptions:
     max_wake_per_round: int | None = None
     multiplier: int | None = None
     policy: str | None = None
+    #: Offered load: nobody is ever paused, so every batch keeps its upstream arrival time. The
+    #: header says so (policy per-dispatcher, per-dispatcher watermarks out of reach); what-ifs
+    #: on it (``compare --base``) then start from the workload, not from Option A's delays.
+    offered: bool = False
 
     def header_config(self) -> dict[str, object]:
         keys = {f.name for f in fields(BudgetConfig)}
-        return {k: v for k, v in asdict(self).items() if k in keys and v is not None}
+        cfg = {k: v for k, v in asdict(self).items() if k in keys and v is not None}
+        if self.offered:
+            cfg.update(policy="per-dispatcher", per_low=OFFERED_PER_LOW,
+                       per_high=OFFERED_PER_HIGH)
+        return cfg
 
     def budget_config(self) -> BudgetConfig:
         return BudgetConfig().merged(self.header_config())
