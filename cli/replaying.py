@@ -44,8 +44,7 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
     """Replay with a progress bar on standard error for large inputs on a terminal.
 
     ``on_open(reader, config)`` sees the opened trace (its header) before the first event.
-    ``on_progress(bytes_read)`` is called between events, and once after the last event and
-    before the end-of-trace drain (views use it to see the state the trace itself left)."""
+    ``on_progress(bytes_read)`` hears the reader's progress (bytes read), bar or no bar."""
     emit = fan_out(sinks)
     if show_progress is None:
         show_progress = sys.stderr.isatty()

@@ -6,10 +6,13 @@ scope's global budget can change in one event (a wake round changes who is *paus
 in-flight bytes or the per-dispatcher ``blocked`` flag), so :class:`BoundarySampler` reads just
 those after each event: O(1) per event, memory bounded by the number of dispatchers.
 
-An event's effect is read when the next event arrives, or when the reader reports progress; the
-reader does so once after the last event and *before* the end-of-trace drain, so the last sample
-is the state the trace itself left (leaked bytes and stranded waiters included), never the state
-after the simulated drain.
+An event's effect is read when the next event arrives. The last event's effect is read at the
+first sign of the end-of-trace drain — the first record without a line (a leak, a drain record)
+or the first change of global in-flight made by the drain — so the last sample is the state the
+trace itself left (leaked bytes and stranded waiters included), not the state after the simulated
+drain. Global in-flight is taken from the budget's probe as it was before the drain; the one
+approximation left: in a scope without a global budget, the last event's dispatcher may be read
+after the drain's first flush (the model offers no hook between the last event and the drain).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ ScopeKey = tuple[str, str]
 class ScopeState:
     """One scope's totals after the latest event that touched it."""
 
-    __slots__ = ("changefeed", "sink", "scope", "inflight", "per_blocked", "_seen")
+    __slots__ = ("changefeed", "sink", "scope", "inflight", "per_blocked", "_seen",
+                 "traced_global")
 
     def __init__(self, scope: Scope) -> None:
         self.changefeed = scope.changefeed
@@ -38,6 +42,8 @@ class ScopeState:
         #: Dispatchers held by their own budget (legacy sinks: paused until their batch flushes).
         self.per_blocked = 0
         self._seen: dict[str, tuple[int, bool]] = {}
+        #: Global in-flight after the latest change caused by a trace line (not by the drain).
+        self.traced_global = 0
 
     @property
     def key(self) -> ScopeKey:
@@ -45,8 +51,7 @@ class ScopeState:
 
     @property
     def global_inflight(self) -> int | None:
-        glob = self.scope.glob
-        return glob.inflight if glob is not None else None
+        return self.traced_global if self.scope.glob is not None else None
 
     @property
     def global_blocked(self) -> int:
@@ -85,6 +90,7 @@ class BoundarySampler:
         self.default_changefeed = DEFAULT_CHANGEFEED
         self.default_sink = DEFAULT_SINK
         self._pending: tuple[ScopeKey, str, float] | None = None
+        self.ended = False
 
     def on_open(self, reader: Any, _config: object) -> None:
         header = getattr(reader, "header", None)
@@ -93,7 +99,22 @@ class BoundarySampler:
             self.default_sink = header.sink or DEFAULT_SINK
 
     def on_new_scope(self, scope: Scope) -> None:
-        self.scopes[(scope.changefeed, scope.sink)] = ScopeState(scope)
+        state = self.scopes[(scope.changefeed, scope.sink)] = ScopeState(scope)
+        glob = scope.glob
+        if glob is None:
+            return
+        cause = scope.cause
+        before = glob.probe  # another view's probe keeps working
+
+        def probe(ts: float, inflight: int) -> None:
+            if before is not None:
+                before(ts, inflight)
+            if cause.line is None:
+                self.end()
+            else:
+                state.traced_global = inflight
+
+        glob.probe = probe
 
     def key_of(self, ev: Any) -> ScopeKey:
         return (ev.changefeed or self.default_changefeed, ev.sink or self.default_sink)
@@ -106,7 +127,31 @@ class BoundarySampler:
             obs(key, ev)
 
     def on_progress(self, _done: int) -> None:
-        self.settle()
+        """Kept for replay wiring; progress is reported per chunk, not per event."""
+
+    def on_record(self, rec: Decision) -> None:
+        """Decision records arrive here too: the first one without a line ends the trace."""
+        if rec.line is None:
+            self.end()
+
+    def end(self) -> None:
+        """The trace's lines are all applied; read the last one before the drain changes more."""
+        if not self.ended:
+            self.ended = True
+            pending = self._pending
+            if pending is not None:
+                state = self.scopes.get(pending[0])
+                if state is not None and state.scope.glob is not None:
+                    # The drain may already have flushed one DML of the last event's dispatcher;
+                    # the per-dispatcher total equals global in-flight (both sum the DMLs in
+                    # flight), which the probe holds as the trace left it.
+                    state._update(pending[1])
+                    state.inflight = state.traced_global
+                    self._pending = None
+                    for obs in self.observers:
+                        obs(pending[2], state)
+                    return
+            self.settle()
 
     def settle(self) -> None:
         """Read the effect of the last event (idempotent)."""
@@ -137,6 +182,7 @@ class HoldTracker:
     """
 
     def __init__(self, sampler: BoundarySampler | None = None) -> None:
+        self.sampler = sampler
         self.observers: list[HoldObserver] = []
         self._per: dict[tuple[ScopeKey, str], tuple[str, float]] = {}
         self._global: dict[tuple[ScopeKey, str], float] = {}
@@ -150,7 +196,11 @@ class HoldTracker:
 
     def __call__(self, rec: Decision) -> None:
         kind = rec.kind
-        if rec.drain or rec.line is None or kind not in (BLOCK, HANDOFF, WAKE):
+        if rec.line is None:
+            if self.sampler is not None:
+                self.sampler.on_record(rec)
+            return
+        if rec.drain or kind not in (BLOCK, HANDOFF, WAKE):
             return
         key = (rec.changefeed, rec.sink)
         d = rec.dispatcher or ""
