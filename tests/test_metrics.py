@@ -97,7 +97,7 @@ def read_openmetrics(text: str) -> dict[tuple[str, tuple], list[tuple[float, flo
         for doc in docs:
             for fam in parse_om("\n".join(meta + doc) + "\n# EOF\n"):
                 for s in fam.samples:
-                    out[_key(s.name, s.labels)].append((float(s.timestamp), s.value))
+                    out[_key(s.name, s.labels)].append((round(float(s.timestamp), 3), s.value))
     return dict(out)
 
 
@@ -320,3 +320,18 @@ def test_promtool_accepts_openmetrics(tmp_path: Path) -> None:
                           str(tmp_path / "tsdb")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert any((tmp_path / "tsdb").iterdir())
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_millisecond_steps(tmp_path: Path) -> None:
+    # events 1 ms apart at wall-clock times where seconds × 1000 is not exact in binary
+    ev = [{"ts": i / 1000, "type": "enqueue", "dispatcher": f"d{i}", "id": 1, "bytes": 1}
+          for i in range(1, 400)]
+    om = tmp_path / "ms.om"
+    res = CliRunner().invoke(cli, ["stats", _write(tmp_path, ev), "--openmetrics", str(om),
+                                   "--start-time", "1700000000.001"])
+    assert res.exit_code == 0, res.output
+    assert len(read_openmetrics(om.read_text())[(GLOBAL_BYTES, CF)]) == 399
+    out = subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om),
+                          str(tmp_path / "tsdb")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -90,7 +90,10 @@ def _escape(value: str) -> str:
 
 
 def _ts_text(ms: int) -> str:
-    return f"{ms // 1000}.{ms % 1000:03d}"
+    # A tenth of a millisecond past the mark: Prometheus's parser truncates seconds × 1000 to an
+    # integer, and 1.001 × 1000 is 1000.999…; with the extra digit truncating and rounding
+    # readers alike get the intended millisecond, and no two samples of a series share one.
+    return f"{ms // 1000}.{ms % 1000:03d}1"
 
 
 class OpenMetricsWriter:
