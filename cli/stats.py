@@ -169,11 +169,12 @@ def render_stats(console: Console, results: list[dict[str, Any]]) -> None:
     s = _table("Scopes (global in-flight; time-weighted over the trace's span)")
     several = len(results) > 1
     if several:
-        s.add_column("trace")
+        s.add_column("trace", overflow="fold")
     for col in ("scope (changefeed / sink)", "policy", "global high / low", "peak",
                 "peak/high", "mean", "time ≥ high", "time ≤ low", "queued ≤ low",
                 "rounds", "longest FIFO wait"):
-        s.add_column(col, justify="left" if col.startswith(("scope", "policy")) else "right")
+        s.add_column(col, justify="left" if col.startswith(("scope", "policy")) else "right",
+                     overflow="fold")
     for r in results:
         for sc in r["scopes"]:
             marks = (f"{format_bytes(sc['high'])} / {format_bytes(sc['low'])}"
