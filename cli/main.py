@@ -12,6 +12,7 @@ from cli.compare import compare_command
 from cli.gen import gen_command
 from cli.plot import plot_command
 from cli.run import run_command
+from cli.stats import stats_command
 from cli.sweep import sweep_command
 from traces.errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OUTPUT_FAILED, EXIT_USAGE,
                            TraceError)
@@ -52,6 +53,7 @@ cli.add_command(run_command)
 cli.add_command(gen_command)
 cli.add_command(compare_command)
 cli.add_command(sweep_command)
+cli.add_command(stats_command)
 cli.add_command(check_command)
 cli.add_command(plot_command)
 

@@ -10,6 +10,7 @@ import msgspec
 
 from cli.atomic import atomic_output
 from cli.console import stdout_console
+from cli.metrics_files import metrics_options, pop_export
 from cli.options import budget_options, pop_overrides
 from cli.replaying import replay_with_progress, sample_path
 from cli.views.sparkline import InflightSparklines
@@ -71,6 +72,7 @@ class JsonlWriter:
               help="Also save the table report as an SVG picture of the terminal (atomically).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
               help="Also save the table report as a self-contained HTML page (atomically).")
+@metrics_options
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
 def run_command(trace: str | None, fmt: str | None, strict: bool, top: int,
@@ -84,21 +86,26 @@ def run_command(trace: str | None, fmt: str | None, strict: bool, top: int,
     FIFO order, the watermark crossings and the anomalies.
     """
     overrides = pop_overrides(flags)
+    export = pop_export(flags)
+    export.attach()
     path = trace if trace is not None else sample_path()
     fmt = fmt or "table"
     if fmt == "jsonl":
         if output:
             with atomic_output(output, "wb") as f:
-                _replay_jsonl(path, f, overrides, strict, progress, changefeed, dispatcher)
+                _replay_jsonl(path, f, overrides, strict, progress, changefeed, dispatcher,
+                              export)
         else:
             _replay_jsonl(path, sys.stdout.buffer, overrides, strict, progress, changefeed,
-                          dispatcher)
+                          dispatcher, export)
         return
     summary = RunSummary(keep=max(top, 50), dispatcher=dispatcher, changefeed=changefeed)
     sparks = InflightSparklines()
-    result = replay_with_progress(path, [summary], overrides, strict=strict,
-                                  show_progress=progress, on_new_scope=sparks.attach)
+    result = replay_with_progress(path, [summary, *export.sinks()], overrides, strict=strict,
+                                  show_progress=progress,
+                                  **export.hooks(on_new_scope=sparks.attach))
     summary.close_round()
+    export.write(result)
     if fmt == "json":
         data = msgspec.json.format(msgspec.json.encode(summary.to_json(result, top)), indent=2)
         if output:
@@ -127,12 +134,18 @@ def _save_recording(console: Any, svg_path: str | None, html_path: str | None,
 
 
 def _replay_jsonl(path: str, out: Any, overrides: dict[str, object], strict: bool,
-                  progress: bool | None, changefeed: str | None, dispatcher: str | None) -> None:
+                  progress: bool | None, changefeed: str | None, dispatcher: str | None,
+                  export: Any = None) -> None:
     writer = JsonlWriter(out)
     sink: Any = writer
     if changefeed is not None or dispatcher is not None:
         sink = RecordFilter(writer, changefeed, dispatcher)
+    extra = export.sinks() if export is not None else []
+    hooks = export.hooks() if export is not None else {}
     try:
-        replay_with_progress(path, [sink], overrides, strict=strict, show_progress=progress)
+        result = replay_with_progress(path, [sink, *extra], overrides, strict=strict,
+                                      show_progress=progress, **hooks)
     finally:
         writer.flush()
+    if export is not None:
+        export.write(result)
