@@ -34,6 +34,26 @@ def fan_out(sinks: Sequence[Callable[[Decision], None]]) -> Callable[[Decision],
     return emit
 
 
+def chain_hooks(*hook_sets: dict[str, Callable[..., None] | None]) -> dict[str, Callable]:
+    """Merge replay hooks (``on_open``, ``on_new_scope``, ``on_event``, ...) of several views:
+    hooks of the same name are called one after the other, in the order given."""
+    merged: dict[str, list[Callable[..., None]]] = {}
+    for hooks in hook_sets:
+        for name, fn in hooks.items():
+            if fn is not None:
+                merged.setdefault(name, []).append(fn)
+    out: dict[str, Callable] = {}
+    for name, fns in merged.items():
+        if len(fns) == 1:
+            out[name] = fns[0]
+        else:
+            def call_all(*args: object, _fns: list[Callable[..., None]] = fns) -> None:
+                for fn in _fns:
+                    fn(*args)
+            out[name] = call_all
+    return out
+
+
 def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
                          overrides: dict[str, object], *, strict: bool = False,
                          show_progress: bool | None = None,

@@ -12,7 +12,7 @@ from cli.atomic import atomic_output
 from cli.console import stdout_console
 from cli.metrics_files import metrics_options, pop_export
 from cli.options import budget_options, pop_overrides
-from cli.replaying import replay_with_progress, sample_path
+from cli.replaying import chain_hooks, replay_with_progress, sample_path
 from cli.views.sparkline import InflightSparklines
 from cli.views.summary import RunSummary
 from cli.views.tables import render_run
@@ -101,9 +101,11 @@ def run_command(trace: str | None, fmt: str | None, strict: bool, top: int,
         return
     summary = RunSummary(keep=max(top, 50), dispatcher=dispatcher, changefeed=changefeed)
     sparks = InflightSparklines()
+    hooks = chain_hooks({"on_new_scope": sparks.attach},
+                        {"on_open": summary.opened, "on_event": summary.observe},
+                        export.hooks())
     result = replay_with_progress(path, [summary, *export.sinks()], overrides, strict=strict,
-                                  show_progress=progress,
-                                  **export.hooks(on_new_scope=sparks.attach))
+                                  show_progress=progress, **hooks)
     summary.close_round()
     export.write(result)
     if fmt == "json":

@@ -13,6 +13,7 @@ from typing import Any
 from budget.decisions import (ANOMALY, BLOCK, CONFORMANCE_CODES, CROSS, HANDOFF, LEAK, STRANDED,
                               WAKE, Decision)
 from cli.views.excerpt import Excerpt
+from traces.format import DEFAULT_CHANGEFEED, DEFAULT_SINK, Remove
 from traces.replay import ReplayResult
 
 ScopeKey = tuple[str, str]
@@ -23,7 +24,7 @@ class DispatcherTally:
     """Blocking history of one dispatcher, folded from its records."""
 
     __slots__ = ("pauses", "blocked_time", "longest", "by", "paused_since", "drain_woken",
-                 "stranded", "wakes")
+                 "stranded", "wakes", "removed_paused")
 
     def __init__(self) -> None:
         self.pauses = 0
@@ -34,6 +35,7 @@ class DispatcherTally:
         self.drain_woken = False
         self.stranded = False
         self.wakes = 0
+        self.removed_paused = False
 
 
 @dataclass
@@ -74,6 +76,8 @@ class RunSummary:
         self.anomalies: Excerpt[Decision] = Excerpt(keep)
         self.records = 0
         self._open_round: Round | None = None
+        self.default_changefeed = DEFAULT_CHANGEFEED
+        self.default_sink = DEFAULT_SINK
 
     def _scope(self, rec: Decision) -> ScopeTally:
         key = (rec.changefeed, rec.sink)
@@ -143,6 +147,26 @@ class RunSummary:
             self.anomalies.append(rec)
             if rec.code == STRANDED:
                 self._dispatcher(rec).stranded = True
+
+    def opened(self, reader: object, _config: object) -> None:
+        """Learn the header's default scope, to place events that omit theirs."""
+        header = getattr(reader, "header", None)
+        if header is not None:
+            self.default_changefeed = header.changefeed or DEFAULT_CHANGEFEED
+            self.default_sink = header.sink or DEFAULT_SINK
+
+    def observe(self, line: int, event: object) -> None:
+        """Trace events the records do not show: a removal ends a pause without a wake."""
+        if event.__class__ is Remove:
+            key = (event.changefeed or self.default_changefeed,  # type: ignore[attr-defined]
+                   event.sink or self.default_sink, event.dispatcher)  # type: ignore[attr-defined]
+            t = self.dispatchers.get(key)
+            if t is not None and t.paused_since is not None:
+                waited = event.ts - t.paused_since  # type: ignore[attr-defined]
+                t.blocked_time += waited
+                t.longest = max(t.longest, waited)
+                t.paused_since = None
+                t.removed_paused = True
 
     def close_round(self) -> None:
         """Count the size of the round being folded; call once more after the last record."""
@@ -218,7 +242,8 @@ class RunSummary:
         blocked = [
             {"changefeed": k[0], "sink": k[1], "dispatcher": k[2], "pauses": t.pauses,
              "blocked_time": total, "longest": max(t.longest, total - t.blocked_time),
-             "by": sorted(t.by), "stranded": t.stranded, "waiting": t.drain_woken}
+             "by": sorted(t.by), "stranded": t.stranded, "waiting": t.drain_woken,
+             "removed_while_paused": t.removed_paused}
             for k, t, total in self.ranked(last_ts)[:top]
         ]
         return {

@@ -82,10 +82,15 @@ def config_table(result: ReplayResult) -> Table:
         t.add_column(name, justify="right")
     for (cf, sink), s in result.engine.scopes.items():
         lim = s.limits
+        if lim.policy == "legacy":
+            t.add_row(f"{cf} / {sink}", *(["-"] * 7))
+            continue
+        glob = s.glob is not None
         t.add_row(f"{cf} / {sink}", format_bytes(lim.per_low), format_bytes(lim.per_high),
                   str(lim.multiplier), format_bytes(lim.area_quota),
-                  format_bytes(lim.global_high), format_bytes(lim.global_low),
-                  str(lim.max_wake_per_round))
+                  format_bytes(lim.global_high) if glob else "off",
+                  format_bytes(lim.global_low) if glob else "off",
+                  str(lim.max_wake_per_round) if glob else "-")
     return t
 
 
@@ -105,6 +110,8 @@ def blocking_table(summary: RunSummary, result: ReplayResult, top: int) -> Table
         longest = max(tally.longest, total - tally.blocked_time)
         if tally.stranded:
             end = Text("stranded", style="bold red")
+        elif tally.removed_paused:
+            end = Text("removed while paused")
         elif tally.drain_woken:
             end = Text("waiting (woken by drain)", style="yellow")
         else:
