@@ -84,6 +84,7 @@ class Invariant:
     summary: ClassVar[str]
     #: Decision kinds :meth:`on_decision` wants.
     kinds: ClassVar[frozenset[str]] = frozenset()
+    #: True: :meth:`on_event` sees every trace event; False: only ``remove`` events.
     wants_events: ClassVar[bool] = False
     wants_probe: ClassVar[bool] = False
 
@@ -143,7 +144,6 @@ class NoStranded(Invariant):
     summary = ("every paused dispatcher is woken: none is still paused after the end-of-trace "
                "drain, and none is left paused without a `stranded` record")
     kinds = frozenset({BLOCK, WAKE, ANOMALY})
-    wants_events = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -193,7 +193,6 @@ class NoLeak(AnomalyFree):
     name = "leak"
     summary = "no removed dispatcher still has DMLs in flight at the end of the trace"
     codes = frozenset({LEAK})
-    wants_events = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -258,7 +257,6 @@ class FifoWakes(Invariant):
     summary = ("global wakes come out in registration (FIFO) order per scope, in numbered rounds "
                "of at most max_wake_per_round")
     kinds = frozenset({BLOCK, HANDOFF, WAKE})
-    wants_events = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -536,7 +534,6 @@ class BlockedTimeBound(Invariant):
     name = "blocked-time"
     summary = "no dispatcher stays paused longer than max_blocked seconds"
     kinds = frozenset({BLOCK, WAKE})
-    wants_events = True
 
     def __init__(self, bound: float = DEFAULT_MAX_BLOCKED) -> None:
         super().__init__()
@@ -610,6 +607,7 @@ class InvariantSet:
             for k in inv.kinds:
                 self._by_kind[k].append(inv.on_decision)
         self._event_hooks = [inv.on_event for inv in self.active if inv.wants_events]
+        self._remove_hooks = [inv.on_event for inv in self.active]
         self._probe_hooks = [inv.on_probe for inv in self.active if inv.wants_probe]
         self._default_scope: ScopeKey = (DEFAULT_CHANGEFEED, DEFAULT_SINK)
 
@@ -623,11 +621,12 @@ class InvariantSet:
             self._default_scope = (h.changefeed or DEFAULT_CHANGEFEED, h.sink or DEFAULT_SINK)
 
     def on_event(self, line: int, ev: Any) -> None:
-        if not self._event_hooks:
+        hooks = self._remove_hooks if ev.__class__ is Remove else self._event_hooks
+        if not hooks:
             return
         dcf, dsink = self._default_scope
         key = (ev.changefeed or dcf, ev.sink or dsink)
-        for fn in self._event_hooks:
+        for fn in hooks:
             fn(line, key, ev)
 
     def on_new_scope(self, scope: Scope) -> None:
