@@ -65,7 +65,7 @@ def build_trace(steps: list, per_low: int, per_high: int, global_high: int, max_
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=ops, per_low=st.integers(1, 40), per_gap=st.integers(1, 60),
        global_high=st.integers(2, 200), max_wake=st.integers(1, 3),
-       policy=st.sampled_from(["option-a", "option-a", "per-dispatcher"]),
+       policy=st.sampled_from(["option-a", "option-a", "per-dispatcher", "admission"]),
        two_scopes=st.booleans())
 def test_invariants_hold_on_the_model(steps: list, per_low: int, per_gap: int, global_high: int,
                                       max_wake: int, policy: str, two_scopes: bool) -> None:

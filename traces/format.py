@@ -16,7 +16,14 @@ DEFAULT_SINK = "cloudstorage"
 
 #: A DML's approximate size in bytes; bounded so effective bytes stay exact in any int64 port.
 Size = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-DmlId = int | str
+#: Dispatcher, changefeed, sink and string DML ids: TiCDC's are far shorter; a longer one is refused
+#: so that a hostile trace cannot make every view (labels, tables) hold megabyte-sized names.
+MAX_NAME = 4096
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
+DmlId = int | Name
+#: Seconds since the trace's origin. Bounded (about 31,700 years either way) so that a mistaken
+#: unit (ms or ns since the epoch) is reported, and millisecond timestamps fit in an int64.
+Ts = Annotated[float, msgspec.Meta(ge=-1e12, le=1e12)]
 
 
 class HeaderConfig(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
@@ -31,13 +38,13 @@ class HeaderConfig(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=Tr
     global_high: int | None = None
     global_low: int | None = None
     max_wake_per_round: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    policy: str | None = None
+    policy: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class Header(msgspec.Struct, tag="header", tag_field="type", omit_defaults=True):
     version: int
-    changefeed: str | None = None
-    sink: str | None = None
+    changefeed: Name | None = None
+    sink: Name | None = None
     config: HeaderConfig | None = None
 
 
@@ -47,10 +54,10 @@ class Dml(msgspec.Struct, array_like=False):
 
 
 class Enqueue(msgspec.Struct, tag="enqueue", tag_field="type", omit_defaults=True):
-    ts: float
-    dispatcher: str
-    changefeed: str | None = None
-    sink: str | None = None
+    ts: Ts
+    dispatcher: Name
+    changefeed: Name | None = None
+    sink: Name | None = None
     events: list[Dml] | None = None
     id: DmlId | None = None
     bytes: Size | None = None
@@ -62,18 +69,18 @@ class Enqueue(msgspec.Struct, tag="enqueue", tag_field="type", omit_defaults=Tru
 
 
 class Flush(msgspec.Struct, tag="flush", tag_field="type", omit_defaults=True):
-    ts: float
-    dispatcher: str
+    ts: Ts
+    dispatcher: Name
     id: DmlId
-    changefeed: str | None = None
-    sink: str | None = None
+    changefeed: Name | None = None
+    sink: Name | None = None
 
 
 class Remove(msgspec.Struct, tag="remove", tag_field="type", omit_defaults=True):
-    ts: float
-    dispatcher: str
-    changefeed: str | None = None
-    sink: str | None = None
+    ts: Ts
+    dispatcher: Name
+    changefeed: Name | None = None
+    sink: Name | None = None
 
 
 Event = Enqueue | Flush | Remove

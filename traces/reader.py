@@ -23,6 +23,7 @@ from traces.format import VERSION, Enqueue, Header, Line
 #: Longest line accepted; anything longer is refused rather than read whole.
 MAX_LINE_BYTES = 16 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 #: Bytes read at a time; lines are split out of each chunk.
 CHUNK_BYTES = 1 << 20
 
@@ -39,14 +40,39 @@ def _field_error(err: msgspec.ValidationError) -> tuple[str | None, str]:
     if missing:
         field = f"{path}.{missing.group(1)}" if path else missing.group(1)
         return field, "missing (required)"
+    if len(reason) > 200:  # msgspec echoes the bad value; keep the message one readable line
+        reason = reason[:160] + "…" + reason[-20:]
     if path == "type" and reason.startswith("Invalid value"):
         return "type", (f"unknown type {reason.split(' ', 2)[2]} "
                         "(expected header, enqueue, flush or remove)")
+    if path == "ts" and ("<=" in reason or ">=" in reason):
+        return "ts", ("out of range: ts is in seconds since the trace's origin, at most 1e12 "
+                      "either way (were milliseconds or nanoseconds recorded?)")
     if reason == "Expected `object`, got `array`" and not path:
         return None, "not a JSON object (each line must be one object)"
     if reason.startswith("Expected `object`") and not path:
         return None, reason.replace("Expected", "expected a JSON", 1)
     return (path or None), reason[:1].lower() + reason[1:]
+
+
+def _decode_reason(raw: bytes, reason: str, lineno: int) -> str:
+    """msgspec's syntax message, made specific: which column, and the usual culprits."""
+    if "UTF-8" in reason:
+        return "invalid UTF-8 in the line (traces are UTF-8 text)"
+    if reason == "Input data was truncated":
+        return "the line ends inside a JSON value (a line break or a cut in the middle of it?)"
+    reason = reason.removeprefix("JSON is malformed: ")
+    m = re.search(r" \(byte (\d+)\)$", reason)
+    if m is not None:
+        at = int(m.group(1))
+        reason = f"{reason[:m.start()]} at column {at + 1}"
+        if raw[at:at + 1] == b"\x00":
+            reason += " (a NUL byte)"
+        elif raw[at:at + 3] in (b"NaN", b"Inf") or raw[at:at + 4] == b"-Inf":
+            reason += " (NaN and Infinity are not JSON numbers)"
+    if lineno == 1 and raw.lstrip()[:1] != b"{":
+        reason += " (is this a JSON Lines trace?)"
+    return reason
 
 
 class TraceReader:
@@ -160,24 +186,29 @@ class TraceReader:
         if isinstance(err, msgspec.ValidationError):
             field, reason = _field_error(err)
             return TraceError(self.name, lineno, reason, field)
-        if self._unterminated:  # only the last line can lack its newline
+        if isinstance(err, RecursionError):
+            return TraceError(self.name, lineno, "a value is nested too deeply (no trace field "
+                              "nests more than two levels)")
+        # Only the last line can lack its newline; a cut leaves an unfinished object or number.
+        if self._unterminated and raw.lstrip()[:1] == b"{" and (
+                str(err) == "Input data was truncated" or "invalid number" in str(err)):
             return TruncatedTrace(self.name, lineno,
                                   "the final line was cut off mid-write (no newline, incomplete "
                                   "JSON); remove it or re-record")
-        reason = str(err)
-        if "UTF-8" in reason:
-            reason = "invalid UTF-8 in the line"
-        return TraceError(self.name, lineno, f"malformed JSON: {reason}")
+        return TraceError(self.name, lineno, "malformed JSON: " + _decode_reason(raw, str(err),
+                                                                             lineno))
 
     def _read_header(self) -> None:
         for lines in self._chunk_iter:
             for i, raw in enumerate(lines):
                 self._lineno += 1
+                if self._lineno == 1 and raw[:3] == _BOM:  # editors on Windows add one
+                    raw = lines[i] = raw[3:]
                 if not raw.strip():
                     continue
                 try:
                     first = _decoder.decode(raw)
-                except (msgspec.ValidationError, msgspec.DecodeError) as e:
+                except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as e:
                     raise self._error(raw, self._lineno, e) from None
                 if isinstance(first, Header):
                     if first.version != VERSION:
@@ -196,7 +227,7 @@ class TraceReader:
         """``(line_number, event)`` for every event, validated: types, order of ``ts``, fields."""
         name = self.name
         decode = _decoder.decode
-        errors = (msgspec.ValidationError, msgspec.DecodeError)
+        errors = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
         last_ts = float("-inf")
         last_line = 0
         lineno = self._lineno

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from budget.config import format_bytes
+from budget.config import POLICY_OPTION_A, format_bytes
 from budget.decisions import (
     ANOMALY,
     BLOCK,
@@ -264,7 +264,10 @@ class FifoWakes(Invariant):
         self.max_wake: dict[ScopeKey, int] = {}
 
     def on_scope(self, scope: Scope) -> None:
-        self.max_wake[(scope.changefeed, scope.sink)] = scope.limits.max_wake_per_round
+        # The round-size cap is Option A's rule; a policy of the project's own may lift it on
+        # purpose (admission wakes every waiter once nothing is in flight).
+        if scope.limits.policy == POLICY_OPTION_A:
+            self.max_wake[(scope.changefeed, scope.sink)] = scope.limits.max_wake_per_round
 
     def _scope(self, key: ScopeKey) -> _FifoScope:
         s = self.scopes.get(key)

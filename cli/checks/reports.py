@@ -43,7 +43,10 @@ def failure_lines(f: Failure) -> list[str]:
         return [f"error: {f.message}"]
     if f.kind == "invariant":
         where = _where(f)
-        head = f"invariant {f.name}" + (f" broke at {where}" if f.line is not None else "")
+        if f.got is not None:  # an invariant the trace should break held
+            head = f"invariant {f.name}" + (f" ({where})" if where else "")
+        else:
+            head = f"invariant {f.name}" + (f" broke at {where}" if f.line is not None else "")
         lines = [head, f"  {f.message}"]
     else:
         lines = [f"{f.name}: {f.message}"]

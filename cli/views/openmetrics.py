@@ -34,6 +34,7 @@ from cli.views.metrics import (
 HEARTBEAT = 15.0
 _CHUNK = 1 << 16
 _GAUGE = struct.Struct("<qq")  # ms, value
+_I64 = (1 << 63) - 1
 _HIST = struct.Struct(f"<qqd{len(BUCKETS) + 1}q")  # ms, count, sum, cumulative buckets
 
 
@@ -135,7 +136,10 @@ class OpenMetricsWriter:
         if s.family in HISTOGRAMS:
             data = _HIST.pack(s.pending_ms, p[0], p[1], *p[2:])
         else:
-            data = _GAUGE.pack(s.pending_ms, p[0])
+            try:
+                data = _GAUGE.pack(s.pending_ms, p[0])
+            except struct.error:  # beyond int64 (exabytes in flight): only hostile traces
+                data = _GAUGE.pack(s.pending_ms, max(-_I64, min(_I64, int(p[0]))))
         self._spool.append(s.id, data)
 
     def _records(self, s: _Series) -> Iterator[tuple[int, tuple]]:
