@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -60,7 +59,8 @@ with open(sys.argv[1], 'rb') as f:
     for raw in f:
         dec.decode(raw)
         n += 1
-print(n, time.perf_counter() - t)
+import resource
+print(n, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 CHILD_REPLAY = """
@@ -68,17 +68,16 @@ import sys, time
 from traces.replay import replay
 t = time.perf_counter()
 r = replay(sys.argv[1], lambda rec: None)
-print(r.events, time.perf_counter() - t)
+import resource
+print(r.events, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def child(code: str, path: str) -> tuple[int, float, int]:
-    """Run in a fresh interpreter; returns (count, seconds, peak RSS in KiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run in a fresh interpreter; returns (count, seconds, its peak RSS in KiB)."""
     out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(HERE)).stdout.split()
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return int(out[0]), float(out[1]), max(peak, before)
+    return int(out[0]), float(out[1]), int(out[2])
 
 
 def timed_cli(args: list[str]) -> float:
@@ -112,7 +111,8 @@ def main() -> None:
                 for _ in range(a.repeat))
     lines = decode[0]
     print(f"trace: {path} ({size / MiB:.1f} MiB, {lines:,} lines, {rep[0]:,} events)")
-    print(f"decode only (msgspec, typed):  {decode[1]:6.2f} s  {lines / decode[1]:>12,.0f} lines/s")
+    print(f"decode only (msgspec, typed):  {decode[1]:6.2f} s  {lines / decode[1]:>12,.0f} lines/s"
+          f"                        peak RSS {decode[2] / 1024:.0f} MiB")
     print(f"replay (model, no views):      {rep[1]:6.2f} s  {rep[0] / rep[1]:>12,.0f} events/s"
           f"  ratio to decode {rep[1] / decode[1]:.2f}x  peak RSS {rep[2] / 1024:.0f} MiB")
     print(f"run --format jsonl (process):  {jsonl:6.2f} s  {rep[0] / jsonl:>12,.0f} events/s")

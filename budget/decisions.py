@@ -28,7 +28,7 @@ STRANDED = "stranded"
 CONFORMANCE_CODES = frozenset({ENQUEUE_WHILE_PAUSED, UNKNOWN_FLUSH, AFTER_REMOVE})
 
 
-class Decision(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Decision(msgspec.Struct, omit_defaults=True, kw_only=True, gc=False):
     """One decision. Fields that do not apply to a kind stay ``None`` and are not encoded."""
 
     kind: str

@@ -71,13 +71,15 @@ class Scope:
         elif d.removed:
             self.report.anomaly(AFTER_REMOVE, dispatcher)
             return
-        if not dmls:
-            return
         inflight = d.dmls
-        if dmls[0][0] in inflight:
+        if dmls and dmls[0][0] in inflight:
             raise DuplicateDml(dispatcher, dmls[0][0])
         if d.paused:
+            # A paused path delivers nothing: any handled batch, even an empty one, says the
+            # recorded system did not follow the model.
             self.report.anomaly(ENQUEUE_WHILE_PAUSED, dispatcher)
+        if not dmls:
+            return  # try block runs only after a batch with at least one DML
         mult = self.limits.multiplier
         cause = self.cause
         seq = cause.seq

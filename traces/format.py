@@ -48,12 +48,13 @@ class Header(msgspec.Struct, tag="header", tag_field="type", omit_defaults=True)
     config: HeaderConfig | None = None
 
 
-class Dml(msgspec.Struct, array_like=False):
+class Dml(msgspec.Struct, gc=False):
     id: DmlId
     bytes: Size
 
 
-class Enqueue(msgspec.Struct, tag="enqueue", tag_field="type", omit_defaults=True):
+class Enqueue(msgspec.Struct, tag="enqueue", tag_field="type", omit_defaults=True,
+              gc=False):
     ts: Ts
     dispatcher: Name
     changefeed: Name | None = None
@@ -68,7 +69,8 @@ class Enqueue(msgspec.Struct, tag="enqueue", tag_field="type", omit_defaults=Tru
         return [(self.id, self.bytes)]  # type: ignore[list-item]
 
 
-class Flush(msgspec.Struct, tag="flush", tag_field="type", omit_defaults=True):
+class Flush(msgspec.Struct, tag="flush", tag_field="type", omit_defaults=True,
+            gc=False):
     ts: Ts
     dispatcher: Name
     id: DmlId
@@ -76,7 +78,8 @@ class Flush(msgspec.Struct, tag="flush", tag_field="type", omit_defaults=True):
     sink: Name | None = None
 
 
-class Remove(msgspec.Struct, tag="remove", tag_field="type", omit_defaults=True):
+class Remove(msgspec.Struct, tag="remove", tag_field="type", omit_defaults=True,
+             gc=False):
     ts: Ts
     dispatcher: Name
     changefeed: Name | None = None
