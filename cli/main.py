@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from cli.atomic import OutputFailed
 from cli.check import check_command
 from cli.compare import compare_command
 from cli.gen import gen_command
@@ -14,8 +15,13 @@ from cli.plot import plot_command
 from cli.run import run_command
 from cli.stats import stats_command
 from cli.sweep import sweep_command
-from traces.errors import (EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OUTPUT_FAILED, EXIT_USAGE,
-                           TraceError)
+from traces.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT_FAILED,
+    EXIT_USAGE,
+    TraceError,
+)
 
 EXIT_STATUS_HELP = """\b
 Exit statuses:
@@ -28,9 +34,12 @@ Exit statuses:
   6    trace cannot be read (missing, a directory, no permission)
   7    invalid expectation file (check)
   8    an output file could not be written
+  70   internal error (a bug: please report it; BUDGET_REPLAY_DEBUG=1 shows the traceback)
   130  interrupted (Ctrl-C)
   141  output pipe closed early (e.g. `| head`); nothing is printed
 """
+#: A failure that is a bug in budget-replay rather than in its input (sysexits' EX_SOFTWARE).
+EXIT_INTERNAL = 70
 
 
 class OutputError(click.ClickException):
@@ -87,6 +96,20 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_broken_pipe()
         status = EXIT_BROKEN_PIPE
+    except OutputFailed as e:
+        _say(e.one_line())
+        status = e.status
+    except OSError as e:  # standard output itself (a full disk, a closed terminal)
+        what = e.filename if e.filename is not None else "standard output"
+        _say(f"cannot write {what}: {e.strerror or e}")
+        _quiet_broken_pipe()
+        status = EXIT_OUTPUT_FAILED
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, not a traceback
+        if os.environ.get("BUDGET_REPLAY_DEBUG"):
+            raise
+        _say(f"internal error: {type(e).__name__}: {str(e)[:200]} (a bug in budget-replay; "
+             "please report it with the command line; BUDGET_REPLAY_DEBUG=1 shows the traceback)")
+        status = EXIT_INTERNAL
     sys.exit(status)
 
 
