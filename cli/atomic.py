@@ -21,6 +21,9 @@ class OutputFailed(Exception):
         self.reason = reason
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple:
+        return self.__class__, (self.path, self.reason)
+
     def one_line(self) -> str:
         return f"cannot write {self.path}: {self.reason} (any previous file is left as it was)"
 

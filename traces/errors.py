@@ -28,6 +28,11 @@ class TraceError(Exception):
         self.message = message
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its parts, so that it survives the trip back from a worker process
+        # (sweep, compare --jobs): the default pickles only the formatted message.
+        return self.__class__, (self.path, self.line, self.message, self.field)
+
     def one_line(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         what = f"field `{self.field}`: {self.message}" if self.field else self.message
