@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from budget.config import POLICY_ADMISSION
-from budget.decisions import UNDERFLOW
 from budget.dispatcher import BudgetedDispatcher, DmlId
 from budget.global_budget import GlobalBudget
 
@@ -177,43 +176,13 @@ class AdmissionDispatcher(BudgetedDispatcher):
     def after_batch(self) -> None:
         self._open = False
         self.last_batch = self._batch
-        glob = self.glob
-        if self.inflight >= self.per_high:
-            if not self.blocked:
-                self.blocked = True
-                self.blocked_since = self._report.cause.ts
-            self._pause()
-            self._report.block(self.id, "per", self.inflight,
-                               glob.inflight if glob is not None else 0)
-        elif isinstance(glob, AdmissionBudget) and glob.try_hold(self, self.last_batch):
-            self.global_blocked = True
-            self._pause()
-            self._report.block(self.id, "global", self.inflight, glob.inflight)
+        super().after_batch()
 
-    def flush(self, dml_id: DmlId) -> None:
-        # Option A's order (SPEC section 2, step 4); the hand-off remembers the expected bytes.
-        eff = self.dmls.pop(dml_id)[1]
-        before = self.inflight
-        after = before - eff
-        if after < 0:
-            self._report.anomaly(UNDERFLOW, self.id,
-                                 f"per-dispatcher in-flight {before} - {eff} < 0")
-            after = 0
-        self.inflight = after
-        if before > self.per_low >= after:
-            self._report.cross("per", "low", "down", after, self.id)
+    def _global_try_block(self) -> bool:
+        # The hand-off and the check after a batch remember the bytes the next batch will bring,
+        # so rounds can be sized to the headroom.
         glob = self.glob
-        if glob is not None:
-            glob.on_flush(eff)
-        if after <= self.per_low and self.blocked:
-            self.blocked = False
-            if self.global_blocked:
-                return
-            if isinstance(glob, AdmissionBudget) and glob.try_hold(self, self.last_batch):
-                self.global_blocked = True
-                self._report.handoff(self.id, after, glob.inflight)
-            else:
-                self._resume("per")
+        return isinstance(glob, AdmissionBudget) and glob.try_hold(self, self.last_batch)
 
     def global_wake(self, round_no: int, position: int, grant: int | None) -> bool:
         """Woken by a round; ``grant`` is the reserved byte count, ``None`` for a liveness wake."""

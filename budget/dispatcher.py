@@ -94,10 +94,11 @@ class BudgetedDispatcher(Dispatcher):
             self._pause()
             self._report.block(self.id, "per", self.inflight,
                                glob.inflight if glob is not None else 0)
-        elif glob is not None and glob.try_block(self.id, self._global_wake):
+        elif self._global_try_block():
             self.global_blocked = True
             self._pause()
-            self._report.block(self.id, "global", self.inflight, glob.inflight)
+            self._report.block(self.id, "global", self.inflight,
+                               glob.inflight)  # type: ignore[union-attr]
 
     def flush(self, dml_id: DmlId) -> None:
         """The DML's post-flush callback, in the reference's order (SPEC section 2, step 4)."""
@@ -105,7 +106,8 @@ class BudgetedDispatcher(Dispatcher):
         before = self.inflight
         after = before - eff
         if after < 0:
-            self._report.anomaly(UNDERFLOW, self.id, f"per-dispatcher in-flight {before} - {eff} < 0")
+            self._report.anomaly(UNDERFLOW, self.id,
+                                 f"per-dispatcher in-flight {before} - {eff} < 0")
             after = 0
         self.inflight = after
         if before > self.per_low >= after:
@@ -117,11 +119,16 @@ class BudgetedDispatcher(Dispatcher):
             self.blocked = False
             if self.global_blocked:
                 return  # the global queue will wake it
-            if glob is not None and glob.try_block(self.id, self._global_wake):
+            if self._global_try_block():
                 self.global_blocked = True
-                self._report.handoff(self.id, after, glob.inflight)
+                self._report.handoff(self.id, after, glob.inflight)  # type: ignore[union-attr]
             else:
                 self._resume("per")
+
+    def _global_try_block(self) -> bool:
+        """Ask the global budget to hold this dispatcher (policies may ask differently)."""
+        glob = self.glob
+        return glob is not None and glob.try_block(self.id, self._global_wake)
 
     def _global_wake(self, round_no: int, position: int) -> bool:
         if not self.global_blocked:
