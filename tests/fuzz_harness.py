@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -220,8 +221,19 @@ class _Std(io.TextIOWrapper):
         return False
 
 
-def invoke(argv: list[str], stdin: bytes = b"") -> Outcome:
-    """Run ``budget-replay argv`` in this process, as the console script would."""
+class Hang(BaseException):  # not Exception: main() must not turn it into a status
+    """Raised in the command when it runs past the time limit (a hang, as far as a user knows)."""
+
+
+def _hang(signum: int, frame: object) -> None:
+    raise Hang("still running after the time limit")
+
+
+def invoke(argv: list[str], stdin: bytes = b"", limit: float = 60.0) -> Outcome:
+    """Run ``budget-replay argv`` in this process, as the console script would.
+
+    A command still running after ``limit`` seconds is stopped and reported as a crash.
+    """
     from cli.main import main
 
     saved = sys.stdin, sys.stdout, sys.stderr
@@ -231,6 +243,8 @@ def invoke(argv: list[str], stdin: bytes = b"") -> Outcome:
     sys.stderr = _Std(err, encoding="utf-8", errors="backslashreplace", write_through=True)
     crash = None
     status = -1
+    old = signal.signal(signal.SIGALRM, _hang)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         main(argv)
     except SystemExit as e:
@@ -238,6 +252,8 @@ def invoke(argv: list[str], stdin: bytes = b"") -> Outcome:
     except BaseException:  # noqa: BLE001 - the point is to see anything escaping main()
         crash = traceback.format_exc()
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
         for f in (sys.stdout, sys.stderr):
             try:
                 f.flush()

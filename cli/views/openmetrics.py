@@ -32,6 +32,10 @@ from cli.views.metrics import (
 
 #: Seconds between repeated samples of an unchanged series (a typical scrape interval).
 HEARTBEAT = 15.0
+#: Most repeats of one series over the whole trace: a trace spanning more heartbeats than this
+#: (about 42 hours at 15 s) is repeated less often rather than written without bound (a span of
+#: 1e11 s would otherwise never finish).
+MAX_HEARTBEATS = 10_000
 _CHUNK = 1 << 16
 _GAUGE = struct.Struct("<qq")  # ms, value
 _I64 = (1 << 63) - 1
@@ -177,6 +181,8 @@ class OpenMetricsWriter:
                 s.pending = None
         start_ms = round(start * 1000) - round(first_ts * 1000)
         end_ms = round(last_ts * 1000)
+        span_ms = end_ms - round(first_ts * 1000)
+        self.heartbeat_ms = max(self.heartbeat_ms, -(-span_ms // MAX_HEARTBEATS))
         write = out.write
         for family in FAMILIES:
             series = [s for s in self._order if s.family == family]
