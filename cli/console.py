@@ -11,18 +11,25 @@ from rich.console import Console
 PIPE_WIDTH = 200
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits with status 1 here; raise instead so that main() reports a closed pipe
+        # (`| head`) the way it does for every other writer: quietly, status 141.
+        raise BrokenPipeError
+
+
 def stdout_console(record: bool = False) -> Console:
     """A console for reports on standard output; colourless and wide when piped."""
     tty = sys.stdout.isatty()
     if tty:
-        return Console(record=record, highlight=False)
-    return Console(record=record, highlight=False, no_color=True, color_system=None,
+        return _Console(record=record, highlight=False)
+    return _Console(record=record, highlight=False, no_color=True, color_system=None,
                    width=int(os.environ.get("COLUMNS", PIPE_WIDTH)), force_terminal=False,
                    soft_wrap=False)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return _Console(stderr=True, highlight=False)
 
 
 def format_seconds(s: float | None) -> str:

@@ -96,6 +96,13 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_broken_pipe()
         status = EXIT_BROKEN_PIPE
+    except SystemExit as e:
+        # click turns a closed pipe (EPIPE) inside a command into sys.exit(1) after wrapping the
+        # streams; that is `| head` having read enough, status 141 like any other pipe writer.
+        if e.code != 1 or not isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            raise
+        _quiet_broken_pipe()
+        status = EXIT_BROKEN_PIPE
     except OutputFailed as e:
         _say(e.one_line())
         status = e.status
