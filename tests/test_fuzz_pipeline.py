@@ -8,6 +8,8 @@ file left half-written.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 
 from fuzz_harness import (
@@ -43,7 +45,7 @@ def _leftovers(d: str, keep: set[str]) -> set[str]:
 
 
 @given(hostile_trace(), st.sampled_from(COMMANDS), st.booleans(), st.booleans())
-@fuzz_settings(150)
+@fuzz_settings(400)
 def test_commands_survive_mutated_traces(case: tuple[bytes, bool], cmd: list[str],
                                          outputs: bool, via_stdin: bool) -> None:
     data, gz = case
@@ -89,3 +91,22 @@ def test_commands_survive_mutated_traces(case: tuple[bytes, bool], cmd: list[str
             if outputs:
                 assert os.path.getsize(prom) > 0 and os.path.getsize(om) > 0
             assert not [f for f in os.listdir(d) if f.endswith(".tmp")]
+
+
+@given(hostile_trace(), st.sampled_from([["run"], ["run", "--format", "jsonl"], ["stats"]]))
+@fuzz_settings(8, 60)
+def test_console_script_on_mutated_traces(case: tuple[bytes, bool], cmd: list[str]) -> None:
+    """A few through a real process: what a user sees, interpreter shutdown included."""
+    data, gz = case
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "t.jsonl.gz" if gz else "t.jsonl")
+        with open(path, "wb") as f:
+            f.write(data)
+        r = subprocess.run([sys.executable, "-m", "cli", *cmd, path], capture_output=True,
+                           text=True, errors="replace", timeout=120)
+    assert r.returncode in {0} | TRACE_ERRORS, r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr
+    if r.returncode:
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"budget-replay: {path}")
+    else:
+        assert r.stderr == ""

@@ -39,7 +39,7 @@ def check_error(e: TraceError, path: str, data: bytes, gz: bool) -> None:
 
 
 @given(hostile_trace())
-@fuzz_settings(400)
+@fuzz_settings(1000)
 def test_reader_survives_mutated_traces(case: tuple[bytes, bool]) -> None:
     data, gz = case
     with tempfile.TemporaryDirectory() as d:
@@ -55,7 +55,7 @@ def test_reader_survives_mutated_traces(case: tuple[bytes, bool]) -> None:
 
 
 @given(st.binary(max_size=300))
-@fuzz_settings(300)
+@fuzz_settings(500)
 def test_reader_survives_random_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "r.jsonl")
