@@ -16,7 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from budget.config import MiB, BudgetConfig  # noqa: E402
+from budget.config import BudgetConfig, MiB  # noqa: E402
 from traces.closed_loop import Batch, ClosedLoop, Source  # noqa: E402
 from traces.writer import TraceWriter  # noqa: E402
 

@@ -88,7 +88,8 @@ class BudgetConfig:
     policy: str = POLICY_OPTION_A
 
     def merged(self, overrides: dict[str, object]) -> BudgetConfig:
-        """A copy with every non-``None`` override applied (header over defaults, flags over header)."""
+        """A copy with every non-``None`` override applied (header over defaults, flags over
+        header)."""
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:

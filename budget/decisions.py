@@ -61,7 +61,8 @@ class DecisionSink(Protocol):
 class Cause:
     """Where the event being applied came from: its trace time and line, or the end-of-trace drain.
 
-    The model reads it when it writes a record; the replay engine moves it forward before each event.
+    The model reads it when it writes a record; the replay engine moves it forward before each
+    event.
     It is data, not a clock: the core never asks the system for the time.
     """
 

@@ -74,7 +74,7 @@ class GlobalBudget:
             self.probe(self._report.cause.ts, after)
 
     def try_block(self, dispatcher_id: str, wake: WakeCallback) -> bool:
-        """Hold the dispatcher when in-flight is at or above high; keeps the first queue position."""
+        """Hold the dispatcher when in-flight is at or above high; keeps its first queue place."""
         if self.inflight < self.high:
             return False
         if dispatcher_id not in self._blocked:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from budget.admission import AdmissionBudget, AdmissionDispatcher
 from budget.config import POLICY_ADMISSION, POLICY_LEGACY, ScopeLimits
-from budget.decisions import (AFTER_REMOVE, ENQUEUE_WHILE_PAUSED, UNKNOWN_FLUSH, Cause,
-                              DecisionSink)
+from budget.decisions import AFTER_REMOVE, ENQUEUE_WHILE_PAUSED, UNKNOWN_FLUSH, Cause, DecisionSink
 from budget.dispatcher import BudgetedDispatcher, Dispatcher, DmlId, LegacyDispatcher
 from budget.global_budget import GlobalBudget
 from budget.report import Reporter

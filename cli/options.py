@@ -53,7 +53,8 @@ def budget_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Global high watermark, replacing the derivation from the quota."),
         click.option("--global-low", type=SIZE, help="Global low watermark (default high/2)."),
         click.option("--quota", type=SIZE,
-                     help="Changefeed memory-quota (default 1GiB); replaces a header's area_quota."),
+                     help="Changefeed memory-quota (default 1GiB); replaces a header's "
+                          "area_quota."),
         click.option("--area-quota", type=SIZE,
                      help="Quota every scope's global budget derives from (no redo split)."),
         click.option("--redo-percentage", type=click.IntRange(0, 100),

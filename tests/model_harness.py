@@ -32,7 +32,7 @@ class Harness:
         for _ in sizes:
             self._ids[d] = self._ids.get(d, 0) + 1
             ids.append(self._ids[d])
-        self.engine.enqueue(self.t, None, self.cf, self.sink, d, list(zip(ids, sizes)))
+        self.engine.enqueue(self.t, None, self.cf, self.sink, d, list(zip(ids, sizes, strict=True)))
         return ids
 
     def flush(self, d: str, dml_id: int) -> None:

@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 class Excerpt(Generic[T]):
-    """Keeps at most ``head`` first and ``tail`` last items, so memory never grows with the trace."""
+    """Keeps the first and last ``limit`` items, so memory never grows with the trace."""
 
     __slots__ = ("head", "tail", "total", "_limit")
 

@@ -10,8 +10,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from budget.decisions import (ANOMALY, BLOCK, CONFORMANCE_CODES, CROSS, HANDOFF, LEAK, STRANDED,
-                              WAKE, Decision)
+from budget.decisions import (
+    ANOMALY,
+    BLOCK,
+    CONFORMANCE_CODES,
+    CROSS,
+    HANDOFF,
+    LEAK,
+    STRANDED,
+    WAKE,
+    Decision,
+)
 from cli.views.excerpt import Excerpt
 from traces.format import DEFAULT_CHANGEFEED, DEFAULT_SINK, Remove
 from traces.replay import ReplayResult

@@ -11,7 +11,7 @@ import random
 import sys
 from collections.abc import Callable, Iterator
 
-from budget.config import MiB, BudgetConfig
+from budget.config import BudgetConfig, MiB
 from traces.closed_loop import Batch, ClosedLoop, Source
 from traces.writer import TraceWriter
 
