@@ -21,7 +21,8 @@ from traces.closed_loop import Batch, ClosedLoop, Source  # noqa: E402
 from traces.writer import TraceWriter  # noqa: E402
 
 
-def make_trace(path: str, events: int, dispatchers: int, seed: int = 42) -> None:
+def make_trace(path: str, events: int, dispatchers: int, seed: int = 42,
+               config: dict[str, int] | None = None) -> None:
     """A closed-loop workload: Zipf-skewed tables, 1-4 DML batches, 50-500 ms flushes."""
     rng = random.Random(seed)
     weights = [1.0 / (i + 1) ** 0.8 for i in range(dispatchers)]
@@ -41,8 +42,9 @@ def make_trace(path: str, events: int, dispatchers: int, seed: int = 42) -> None
 
     with open(path, "wb") as f:
         w = TraceWriter(f)
-        w.header(changefeed="bench/cf", sink="cloudstorage", config={"area_quota": 1 << 30})
-        loop = ClosedLoop(w, BudgetConfig(area_quota=1 << 30), "bench/cf", "cloudstorage")
+        config = config or {"area_quota": 1 << 30}
+        w.header(changefeed="bench/cf", sink="cloudstorage", config=config)
+        loop = ClosedLoop(w, BudgetConfig().merged(config), "bench/cf", "cloudstorage")
         for i in range(dispatchers):
             loop.add(Source(f"table-{i:05d}", source(i)))
         loop.run()
@@ -93,14 +95,19 @@ def main() -> None:
     ap.add_argument("--dispatchers", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--trace", help="benchmark this trace instead of a generated one")
+    ap.add_argument("--light", action="store_true",
+                    help="budgets so large that almost nothing blocks (few decisions)")
     a = ap.parse_args()
     path = a.trace
     if path is None:
         os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
-        path = os.path.join(HERE, "out", f"bench-{a.events}-{a.dispatchers}.jsonl")
+        kind = "light" if a.light else "busy"
+        path = os.path.join(HERE, "out", f"bench-{kind}-{a.events}-{a.dispatchers}.jsonl")
         if not os.path.exists(path):
             t = time.perf_counter()
-            make_trace(path, a.events, a.dispatchers)
+            make_trace(path, a.events, a.dispatchers,
+                       config={"per_high": 1 << 30, "per_low": 1 << 29, "area_quota": 64 << 30}
+                       if a.light else None)
             print(f"generated {path} in {time.perf_counter() - t:.1f} s")
     size = os.path.getsize(path)
     decode = min((child(CHILD_DECODE, path) for _ in range(a.repeat)), key=lambda r: r[1])

@@ -51,7 +51,8 @@ class Dispatcher:
     def after_batch(self) -> None:
         raise NotImplementedError
 
-    def flush(self, dml_id: DmlId) -> None:
+    def flush(self, dml_id: DmlId) -> bool:
+        """Apply the DML's post-flush callback; False when it is not in flight."""
         raise NotImplementedError
 
     def remove(self) -> None:
@@ -80,8 +81,9 @@ class BudgetedDispatcher(Dispatcher):
         self.inflight = after
         if before < self.per_high <= after:
             self._report.cross("per", "high", "up", after, self.id)
-        if self.glob is not None:
-            self.glob.on_enqueue(eff)
+        glob = self.glob
+        if glob is not None:
+            glob.on_enqueue(eff)
 
     def after_batch(self) -> None:
         """Try block, after a handled batch with at least one DML (SPEC section 2, step 2)."""
@@ -100,9 +102,15 @@ class BudgetedDispatcher(Dispatcher):
             self._report.block(self.id, "global", self.inflight,
                                glob.inflight)  # type: ignore[union-attr]
 
-    def flush(self, dml_id: DmlId) -> None:
-        """The DML's post-flush callback, in the reference's order (SPEC section 2, step 4)."""
-        eff = self.dmls.pop(dml_id)[1]
+    def flush(self, dml_id: DmlId) -> bool:
+        """The DML's post-flush callback, in the reference's order (SPEC section 2, step 4).
+
+        Returns False, doing nothing, when the DML is not in flight.
+        """
+        entry = self.dmls.pop(dml_id, None)
+        if entry is None:
+            return False
+        eff = entry[1]
         before = self.inflight
         after = before - eff
         if after < 0:
@@ -115,15 +123,16 @@ class BudgetedDispatcher(Dispatcher):
         glob = self.glob
         if glob is not None:
             glob.on_flush(eff)
-        if after <= self.per_low and self.blocked:
+        if self.blocked and after <= self.per_low:
             self.blocked = False
             if self.global_blocked:
-                return  # the global queue will wake it
+                return True  # the global queue will wake it
             if self._global_try_block():
                 self.global_blocked = True
                 self._report.handoff(self.id, after, glob.inflight)  # type: ignore[union-attr]
             else:
                 self._resume("per")
+        return True
 
     def _global_try_block(self) -> bool:
         """Ask the global budget to hold this dispatcher (policies may ask differently)."""
@@ -162,8 +171,12 @@ class LegacyDispatcher(Dispatcher):
         self._pause()
         self._report.block(self.id, "legacy")
 
-    def flush(self, dml_id: DmlId) -> None:
-        self.inflight -= self.dmls.pop(dml_id)[1]
+    def flush(self, dml_id: DmlId) -> bool:
+        entry = self.dmls.pop(dml_id, None)
+        if entry is None:
+            return False
+        self.inflight -= entry[1]
         if not self.dmls and self.blocked:
             self.blocked = False
             self._resume("legacy")
+        return True

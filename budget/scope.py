@@ -96,11 +96,9 @@ class Scope:
     def flush(self, dispatcher: str, dml_id: DmlId) -> None:
         """A DML's post-flush callback fired; a flush of an id not in flight is an anomaly."""
         d = self.dispatchers.get(dispatcher)
-        if d is None or dml_id not in d.dmls:
+        if d is None or not d.flush(dml_id):
             self.report.anomaly(UNKNOWN_FLUSH, dispatcher)
-            return
-        d.flush(dml_id)
-        if d.removed:
+        elif d.removed:
             self.forget_if_done(d)
 
     def remove(self, dispatcher: str) -> None:
