@@ -23,7 +23,7 @@ Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
 DmlId = int | Name
 #: Seconds since the trace's origin. Bounded (about 31,700 years either way) so that a mistaken
 #: unit (ms or ns since the epoch) is reported, and millisecond timestamps fit in an int64.
-Ts = Annotated[float, msgspec.Meta(ge=-1e12, le=1e12)]
+Ts = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
 
 
 class HeaderConfig(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):

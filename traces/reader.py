@@ -46,8 +46,8 @@ def _field_error(err: msgspec.ValidationError) -> tuple[str | None, str]:
         return "type", (f"unknown type {reason.split(' ', 2)[2]} "
                         "(expected header, enqueue, flush or remove)")
     if path == "ts" and ("<=" in reason or ">=" in reason):
-        return "ts", ("out of range: ts is in seconds since the trace's origin, at most 1e12 "
-                      "either way (were milliseconds or nanoseconds recorded?)")
+        return "ts", ("out of range: ts is in seconds since the trace's origin, at most 1e15 "
+                      "either way (were microseconds or nanoseconds recorded?)")
     if reason == "Expected `object`, got `array`" and not path:
         return None, "not a JSON object (each line must be one object)"
     if reason.startswith("Expected `object`") and not path:
