@@ -104,7 +104,7 @@ class MetricsExport:
                 on_new_scope(scope)
                 s.on_new_scope(scope)
         return {"on_open": s.on_open, "on_new_scope": new_scope, "on_event": s.on_event,
-                "on_progress": s.on_progress}
+                "on_progress": s.on_progress, "on_trace_end": s.end}
 
     def write(self, result: ReplayResult) -> None:
         if self.metrics is None:

@@ -60,7 +60,8 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
                          on_new_scope: Callable[[Scope], None] | None = None,
                          on_event: Callable[[int, object], None] | None = None,
                          on_open: Callable[[object, object], None] | None = None,
-                         on_progress: Callable[[int], None] | None = None) -> ReplayResult:
+                         on_progress: Callable[[int], None] | None = None,
+                         on_trace_end: Callable[[], None] | None = None) -> ReplayResult:
     """Replay with a progress bar on standard error for large inputs on a terminal.
 
     ``on_open(reader, config)`` sees the opened trace (its header) before the first event.
@@ -70,7 +71,8 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
         show_progress = sys.stderr.isatty()
     if not show_progress:
         return replay(path, emit, overrides, strict=strict, on_new_scope=on_new_scope,
-                      on_event=on_event, on_open=on_open, progress=on_progress)
+                      on_event=on_event, on_open=on_open, progress=on_progress,
+                      on_trace_end=on_trace_end)
     progress = Progress(TextColumn("[bold]replaying[/] {task.description}"), BarColumn(),
                         DownloadColumn(), TimeRemainingColumn(), transient=True,
                         redirect_stdout=False, redirect_stderr=False)
@@ -92,6 +94,7 @@ def replay_with_progress(path: str, sinks: Sequence[Callable[[Decision], None]],
 
     try:
         return replay(path, emit, overrides, strict=strict, progress=advance,
-                      on_new_scope=on_new_scope, on_open=start, on_event=on_event)
+                      on_new_scope=on_new_scope, on_open=start, on_event=on_event,
+                      on_trace_end=on_trace_end)
     finally:
         progress.stop()

@@ -73,10 +73,13 @@ def replay(path: str, emit: DecisionSink, overrides: dict[str, object] | None = 
            strict: bool = False, progress: Callable[[int], None] | None = None,
            on_new_scope: Callable[[Scope], None] | None = None,
            on_open: Callable[[TraceReader, BudgetConfig], None] | None = None,
-           on_event: Callable[[int, object], None] | None = None) -> ReplayResult:
+           on_event: Callable[[int, object], None] | None = None,
+           on_trace_end: Callable[[], None] | None = None) -> ReplayResult:
     """Replay the trace at ``path`` (a file, ``.gz`` or ``-``), sending decisions to ``emit``.
 
-    ``on_event(line, event)`` sees each trace event before the model applies it (workload views).
+    ``on_event(line, event)`` sees each trace event before the model applies it (workload views);
+    ``on_trace_end()`` runs after the last event and before the end-of-trace records and drain,
+    when the model holds the state the trace itself left.
     Raises :class:`TraceError` (and subclasses) for bad input.
     """
     with TraceReader(path, progress=progress) as reader:
@@ -142,6 +145,8 @@ def replay(path: str, emit: DecisionSink, overrides: dict[str, object] | None = 
             if first_ts is None:
                 first_ts = cause.ts
                 engine.started = True
+        if on_trace_end is not None:
+            on_trace_end()
         engine.finish()
         return ReplayResult(path=name, config=config, header=header, engine=engine,
                             events=n_enq + n_fl + n_rm, enqueues=n_enq, flushes=n_fl,

@@ -10,9 +10,8 @@ An event's effect is read when the next event arrives. The last event's effect i
 first sign of the end-of-trace drain — the first record without a line (a leak, a drain record)
 or the first change of global in-flight made by the drain — so the last sample is the state the
 trace itself left (leaked bytes and stranded waiters included), not the state after the simulated
-drain. Global in-flight is taken from the budget's probe as it was before the drain; the one
-approximation left: in a scope without a global budget, the last event's dispatcher may be read
-after the drain's first flush (the model offers no hook between the last event and the drain).
+drain. The replay's ``on_trace_end`` hook calls :meth:`BoundarySampler.end` exactly there; the
+other signs only matter to callers that replay without that hook.
 """
 
 from __future__ import annotations

@@ -314,7 +314,7 @@ class TraceStats:
     def hooks(self) -> dict[str, Any]:
         s = self.sampler
         return {"on_open": s.on_open, "on_new_scope": s.on_new_scope, "on_event": s.on_event,
-                "on_progress": s.on_progress}
+                "on_progress": s.on_progress, "on_trace_end": s.end}
 
     def to_json(self, result: ReplayResult) -> dict[str, Any]:
         self.sampler.settle()
