@@ -23,6 +23,7 @@ from cli.checks.invariants import (
 from cli.checks.reports import exit_status, github_annotations, render_text, to_json, write_junit
 from cli.console import stdout_console
 from cli.options import budget_options, pop_overrides
+from cli.statuses import EXIT_STATUS_HELP
 from traces.errors import EXIT_INVALID_EXPECTATIONS, EXIT_OUTPUT_FAILED
 
 
@@ -45,7 +46,8 @@ def _invariant_help() -> str:
     return "\n".join(f"  {name:<13} {cls.summary}" for name, cls in INVARIANTS.items())
 
 
-@click.command("check", epilog="\b\nInvariants (all on by default):\n" + _invariant_help())
+@click.command("check", epilog="\b\nInvariants (all on by default):\n" + _invariant_help()
+               + "\n\n" + EXIT_STATUS_HELP)
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--junit", "junit", type=click.Path(dir_okay=False, writable=True),
               help="Also write a JUnit XML report to this file (atomically).")

@@ -13,6 +13,7 @@ from cli.console import stdout_console
 from cli.metrics_files import metrics_options, pop_export
 from cli.options import budget_options, pop_overrides
 from cli.replaying import chain_hooks, replay_with_progress, sample_path
+from cli.statuses import EXIT_STATUS_HELP
 from cli.views.sparkline import InflightSparklines
 from cli.views.summary import RunSummary
 from cli.views.tables import render_run
@@ -55,7 +56,7 @@ class JsonlWriter:
             self._buf.clear()
 
 
-@click.command("run")
+@click.command("run", epilog=EXIT_STATUS_HELP)
 @click.argument("trace", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "json"]),
               help="table (default on a terminal and when piped), jsonl (the decision log) or "

@@ -17,6 +17,7 @@ from cli.console import format_seconds, stdout_console
 from cli.metrics_files import metrics_options, pop_export
 from cli.options import budget_options, pop_overrides
 from cli.replaying import replay_with_progress, sample_path
+from cli.statuses import EXIT_STATUS_HELP
 from cli.views.stats import TraceStats
 
 
@@ -36,7 +37,7 @@ def collect(path: str, overrides: dict[str, object], *, strict: bool = False,
     return figures
 
 
-@click.command("stats")
+@click.command("stats", epilog=EXIT_STATUS_HELP)
 @click.argument("traces", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="A table (traces side by side) or a JSON object.")
