@@ -217,7 +217,5 @@ def admit(engine: Engine, ts: float, changefeed: str, sink: str, dispatcher: str
         d = scope.new_dispatcher(dispatcher)
     if d.removed or d.paused or not isinstance(d, AdmissionDispatcher):
         return True
-    engine.cause.ts = ts
-    engine.cause.line = line
-    engine.last_ts = ts
+    engine.at(ts, line)
     return d.admit(nbytes * scope.limits.multiplier)

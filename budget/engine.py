@@ -39,11 +39,6 @@ class Engine:
         """Trace time of the last event applied (``None`` before any)."""
         return self.cause.ts if self.started else None
 
-    @last_ts.setter
-    def last_ts(self, ts: float) -> None:
-        self.cause.ts = ts
-        self.started = True
-
     def scope(self, changefeed: str, sink: str) -> Scope:
         key = (changefeed, sink)
         s = self.scopes.get(key)

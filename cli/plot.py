@@ -83,8 +83,7 @@ def replay_timeline(path: str, overrides: dict[str, object], *, strict: bool = F
     tl = Timeline(**({"buckets": buckets} if buckets else {}))
 
     def on_open(reader: Any, _config: Any) -> None:
-        h = reader.header
-        tl.set_defaults(h.changefeed if h is not None else None, h.sink if h is not None else None)
+        tl.set_defaults(*reader.default_scope)
 
     result = replay_with_progress(path, [tl], overrides, strict=strict, show_progress=show_progress,
                                   on_new_scope=tl.attach, on_event=tl.on_event, on_open=on_open)

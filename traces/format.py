@@ -86,5 +86,12 @@ class Remove(msgspec.Struct, tag="remove", tag_field="type", omit_defaults=True,
     sink: Name | None = None
 
 
+def default_scope(header: Header | None) -> tuple[str, str]:
+    """The (changefeed, sink) of events that name neither: the header's, else the format's."""
+    if header is None:
+        return DEFAULT_CHANGEFEED, DEFAULT_SINK
+    return header.changefeed or DEFAULT_CHANGEFEED, header.sink or DEFAULT_SINK
+
+
 Event = Enqueue | Flush | Remove
 Line = Header | Enqueue | Flush | Remove

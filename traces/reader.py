@@ -18,7 +18,7 @@ from typing import BinaryIO
 import msgspec
 
 from traces.errors import TraceError, TruncatedTrace, UnreadableTrace
-from traces.format import VERSION, Enqueue, Header, Line
+from traces.format import VERSION, Enqueue, Header, Line, default_scope
 
 #: Longest line accepted; anything longer is refused rather than read whole.
 MAX_LINE_BYTES = 16 << 20
@@ -135,6 +135,11 @@ class TraceReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def default_scope(self) -> tuple[str, str]:
+        """The (changefeed, sink) of events that name neither (from the header)."""
+        return default_scope(self.header)
 
     def bytes_read(self) -> int:
         try:

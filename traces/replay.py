@@ -19,7 +19,7 @@ from budget.decisions import (
 from budget.engine import DuplicateDml, Engine
 from budget.scope import Scope
 from traces.errors import StrictAnomaly, TraceError
-from traces.format import DEFAULT_CHANGEFEED, DEFAULT_SINK, Enqueue, Flush, Header
+from traces.format import Enqueue, Flush, Header
 from traces.reader import TraceReader
 
 
@@ -104,8 +104,7 @@ def replay(path: str, emit: DecisionSink, overrides: dict[str, object] | None = 
                                         " (a conformance anomaly; fatal under --strict)")
                 emit(rec)
         engine = Engine(config, sink_fn, on_new_scope)
-        dcf = (header.changefeed if header is not None else None) or DEFAULT_CHANGEFEED
-        dsink = (header.sink if header is not None else None) or DEFAULT_SINK
+        dcf, dsink = reader.default_scope
         cause = engine.cause
         scope_of = engine.scope
         default_scope = None

@@ -354,8 +354,7 @@ def simulate(path: str, emit: DecisionSink, overrides: dict[str, object] | None 
     with TraceReader(path, progress=progress) as reader:
         header = reader.header
         config = resolve_config(header, overrides, reader.name)
-        cf = (header.changefeed if header is not None else None) or DEFAULT_CHANGEFEED
-        sink = (header.sink if header is not None else None) or DEFAULT_SINK
+        cf, sink = reader.default_scope
         if writer is not None:
             cfg = {k: getattr(config, k) for k in ("per_low", "per_high", "multiplier",
                                                    "max_wake_per_round", "policy")}

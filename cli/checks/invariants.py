@@ -619,9 +619,7 @@ class InvariantSet:
             fn(rec)
 
     def on_open(self, reader: Any, _config: Any) -> None:
-        h = reader.header
-        if h is not None:
-            self._default_scope = (h.changefeed or DEFAULT_CHANGEFEED, h.sink or DEFAULT_SINK)
+        self._default_scope = reader.default_scope
 
     def on_event(self, line: int, ev: Any) -> None:
         hooks = self._remove_hooks if ev.__class__ is Remove else self._event_hooks

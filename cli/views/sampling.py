@@ -92,10 +92,7 @@ class BoundarySampler:
         self.ended = False
 
     def on_open(self, reader: Any, _config: object) -> None:
-        header = getattr(reader, "header", None)
-        if header is not None:
-            self.default_changefeed = header.changefeed or DEFAULT_CHANGEFEED
-            self.default_sink = header.sink or DEFAULT_SINK
+        self.default_changefeed, self.default_sink = reader.default_scope
 
     def on_new_scope(self, scope: Scope) -> None:
         state = self.scopes[(scope.changefeed, scope.sink)] = ScopeState(scope)

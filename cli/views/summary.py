@@ -159,10 +159,7 @@ class RunSummary:
 
     def opened(self, reader: object, _config: object) -> None:
         """Learn the header's default scope, to place events that omit theirs."""
-        header = getattr(reader, "header", None)
-        if header is not None:
-            self.default_changefeed = header.changefeed or DEFAULT_CHANGEFEED
-            self.default_sink = header.sink or DEFAULT_SINK
+        self.default_changefeed, self.default_sink = reader.default_scope  # type: ignore[attr-defined]
 
     def observe(self, line: int, event: object) -> None:
         """Trace events the records do not show: a removal ends a pause without a wake."""
@@ -185,11 +182,6 @@ class RunSummary:
             self._open_round = None
 
     # Results --------------------------------------------------------------------------------
-    def still_blocked(self, last_ts: float) -> list[tuple[DispatcherKey, DispatcherTally, float]]:
-        """Dispatchers paused at the very end (stranded), with how long they have waited."""
-        return [(k, t, last_ts - t.paused_since) for k, t in self.dispatchers.items()
-                if t.stranded and t.paused_since is not None]
-
     def ranked(self, last_ts: float) -> list[tuple[DispatcherKey, DispatcherTally, float]]:
         """Dispatchers by total blocked time, open pauses counted up to the end of the trace."""
         rows = []
@@ -203,9 +195,14 @@ class RunSummary:
         rows.sort(key=lambda r: (-r[2], r[0]))
         return rows
 
-    def to_json(self, result: ReplayResult, top: int) -> dict[str, Any]:
-        """The summary object of ``run --format json``."""
-        last_ts = result.last_ts or 0.0
+    def scope_figures(self, result: ReplayResult) -> list[dict[str, Any]]:
+        """One object per scope: its effective limits, peak, and the counts of its records."""
+        per_scope: Counter[ScopeKey] = Counter()
+        waiting: Counter[ScopeKey] = Counter()
+        for (cf, sink, _d), t in self.dispatchers.items():
+            per_scope[(cf, sink)] += 1
+            if t.drain_woken:
+                waiting[(cf, sink)] += 1
         scopes = []
         for key, s in result.engine.scopes.items():
             if self.only_changefeed is not None and key[0] != self.only_changefeed:
@@ -231,8 +228,7 @@ class RunSummary:
                 "peak_global_inflight": peak,
                 "peak_global_ts": glob.peak_ts if glob is not None else None,
                 "peak_ratio": (peak / lim.global_high) if glob is not None else None,
-                "dispatchers": sum(1 for d in self.dispatchers
-                                   if (d[0], d[1]) == key),
+                "dispatchers": per_scope[key],
                 "blocks": dict(sorted(tally.blocks.items())),
                 "wakes": dict(sorted(tally.wakes.items())),
                 "handoffs": tally.handoffs,
@@ -245,15 +241,20 @@ class RunSummary:
                                              if c in CONFORMANCE_CODES),
                 "stranded": anomalies.get(STRANDED, 0),
                 "leaks": anomalies.get(LEAK, 0),
-                "waiting": sum(1 for d, t in self.dispatchers.items()
-                               if (d[0], d[1]) == key and t.drain_woken),
+                "waiting": waiting[key],
             })
+        return scopes
+
+    def to_json(self, result: ReplayResult, top: int) -> dict[str, Any]:
+        """The summary object of ``run --format json``."""
+        last_ts = result.last_ts or 0.0
+        scopes = self.scope_figures(result)
         blocked = [
             {"changefeed": k[0], "sink": k[1], "dispatcher": k[2], "pauses": t.pauses,
              "blocked_time": total, "longest": max(t.longest, total - t.blocked_time),
              "by": sorted(t.by), "stranded": t.stranded, "waiting": t.drain_woken,
              "removed_while_paused": t.removed_paused}
-            for k, t, total in self.ranked(last_ts)[:top]
+            for k, t, total in (self.ranked(last_ts)[:top] if top > 0 else [])
         ]
         return {
             "trace": result.path,

@@ -10,7 +10,7 @@ from rich.text import Text
 from budget.config import format_bytes
 from budget.decisions import CONFORMANCE_CODES, LEAK, STRANDED
 from cli.console import format_seconds, format_ts
-from cli.views.summary import RunSummary
+from cli.views.summary import DispatcherKey, DispatcherTally, RunSummary
 from traces.replay import ReplayResult
 
 ANOMALY_TEXT = {
@@ -29,7 +29,7 @@ def _table(title: str, caption: str | None = None) -> Table:
 
 
 def summary_table(summary: RunSummary, result: ReplayResult) -> Table:
-    data = summary.to_json(result, top=0)
+    scopes = summary.scope_figures(result)
     t = _table(f"Replay of {result.path}: {result.events:,} events, "
                f"{format_seconds((result.last_ts or 0) - (result.first_ts or 0))} of trace time")
     t.add_column("scope (changefeed / sink)")
@@ -45,7 +45,7 @@ def summary_table(summary: RunSummary, result: ReplayResult) -> Table:
     t.add_column("waiting", justify="right")
     t.add_column("leaks", justify="right")
     t.add_column("anomalies", justify="right")
-    for s in data["scopes"]:
+    for s in scopes:
         if s["global_enabled"]:
             marks = f"{format_bytes(s['global_high'])} / {format_bytes(s['global_low'])}"
             peak = format_bytes(s["peak_global_inflight"])
@@ -94,9 +94,7 @@ def config_table(result: ReplayResult) -> Table:
     return t
 
 
-def blocking_table(summary: RunSummary, result: ReplayResult, top: int) -> Table:
-    last_ts = result.last_ts or 0.0
-    rows = summary.ranked(last_ts)
+def blocking_table(rows: list[tuple[DispatcherKey, DispatcherTally, float]], top: int) -> Table:
     t = _table(f"Blocking: dispatchers by blocked time (top {min(top, len(rows))} "
                f"of {len(rows)} that were paused)")
     t.add_column("dispatcher")
@@ -188,7 +186,8 @@ def render_run(console: Console, summary: RunSummary, result: ReplayResult, top:
                               style="yellow"))
     if extra:
         parts.extend(extra)
-    parts.append(blocking_table(summary, result, top) if summary.ranked(0.0)
+    ranked = summary.ranked(result.last_ts or 0.0)
+    parts.append(blocking_table(ranked, top) if ranked
                  else Text("Blocking: no dispatcher was paused."))
     parts.append(rounds_table(summary, top) if summary.rounds.total
                  else Text("Wake order: no global wake round ran."))
